@@ -75,9 +75,15 @@ pub fn activate(root: &Root, system: &dyn System, options: &Options) -> Result<R
     require_root(root)?;
     let distro = Distro::detect(root)?;
     let facts = distro.facts();
-    let mut engine = if options.dry_run { Engine::load(root)? } else { Engine::lock(root)? };
+    let mut engine = if options.dry_run {
+        Engine::load(root)?
+    } else {
+        Engine::lock(root)?
+    };
     if engine.read(Path::new(SSHD_CONFIG))?.is_none() {
-        return Err(Error::BadInput(format!("{SSHD_CONFIG} does not exist: is openssh-server installed?")));
+        return Err(Error::BadInput(format!(
+            "{SSHD_CONFIG} does not exist: is openssh-server installed?"
+        )));
     }
     let mut report = Report {
         dry_run: options.dry_run,
@@ -101,12 +107,17 @@ pub fn activate(root: &Root, system: &dyn System, options: &Options) -> Result<R
     changes.extend(engine.plan_file(Path::new(TRUSTED_USER_CA_KEYS), user_ca, 0o644)?);
 
     for (path, planner) in [
-        (PAM_SSHD, pam::plan_mkhomedir as fn(&Root, &crate::distro::Facts, &crate::edit::Text) -> Plan),
+        (
+            PAM_SSHD,
+            pam::plan_mkhomedir as fn(&Root, &crate::distro::Facts, &crate::edit::Text) -> Plan,
+        ),
         (PAM_SUDO, pam::plan_account),
         (PAM_SU, pam::plan_account),
     ] {
         if engine.read(&root.resolve(path)?)?.is_none() {
-            report.notes.push(format!("{path} does not exist: left alone"));
+            report
+                .notes
+                .push(format!("{path} does not exist: left alone"));
             continue;
         }
         let change = engine.plan_edit(Path::new(path), |text| {
@@ -122,7 +133,9 @@ pub fn activate(root: &Root, system: &dyn System, options: &Options) -> Result<R
     let mut commands: Vec<Vec<String>> = Vec::new();
     let route = nss::route(root, facts, engine.state().authselect.as_ref())?;
     match &route {
-        Route::Direct => changes.extend(engine.plan_edit(Path::new(NSSWITCH), |text| Ok(nss::add_source(text)))?),
+        Route::Direct => {
+            changes.extend(engine.plan_edit(Path::new(NSSWITCH), |text| Ok(nss::add_source(text)))?)
+        }
         Route::Skip(why) => {
             report.notes.push(format!("{NSSWITCH}: {why}"));
             // A source added earlier goes when its module has gone.
@@ -155,7 +168,12 @@ pub fn activate(root: &Root, system: &dyn System, options: &Options) -> Result<R
 
     // Validate before anything is written: a refused sshd_config changes nothing.
     if let Some(change) = sshd_change.as_mut() {
-        let candidate = Path::new("/").join(change.candidate()?.strip_prefix(root.dir()).unwrap_or(Path::new("")));
+        let candidate = Path::new("/").join(
+            change
+                .candidate()?
+                .strip_prefix(root.dir())
+                .unwrap_or(Path::new("")),
+        );
         report.validation = Some(sshd::validate(root, system, facts, &candidate)?);
     }
     // sshd_config last: it names the files written before it.
@@ -169,33 +187,49 @@ pub fn activate(root: &Root, system: &dyn System, options: &Options) -> Result<R
             diff: c.diff(),
         })
         .collect();
-    report.commands = commands.iter().map(|c| format!("authselect {}", c.join(" "))).collect();
+    report.commands = commands
+        .iter()
+        .map(|c| format!("authselect {}", c.join(" ")))
+        .collect();
     if options.dry_run {
         return Ok(report);
     }
 
-    let hostname = options.hostname.clone().or_else(|| engine.state().hostname.clone());
+    let hostname = options
+        .hostname
+        .clone()
+        .or_else(|| engine.state().hostname.clone());
     let state = engine.state_mut();
     state.sshd_service = Some(facts.sshd_service.to_string());
     if hostname.is_some() && state.hostname != hostname {
         state.hostname = hostname;
     }
     if let Route::Authselect(selection) = &route {
-        // Intent first: from here on, deactivate knows what to select back.
         engine.state_mut().authselect = Some(selection.clone());
     }
-    engine.save()?;
+    // Intent first: before authselect runs, deactivate must know what to select back. Without
+    // commands, the engine's own intent carries these fields.
+    if !commands.is_empty() {
+        engine.save()?;
+    }
 
     let config_dir = root.join(CONFIG_DIR);
     fsio::ensure_dir(&config_dir, 0o755).map_err(|e| Error::io(CONFIG_DIR, e))?;
-    let (create, select): (Vec<_>, Vec<_>) = commands.into_iter().partition(|c| c[0] == "create-profile");
+    let (create, select): (Vec<_>, Vec<_>) =
+        commands.into_iter().partition(|c| c[0] == "create-profile");
     for args in create {
         nss::authselect(root, system, &args)?;
         engine.step();
         let dir = root.join(AUTHSELECT_PROFILE_DIR);
         fsio::ensure_dir(&dir, 0o755).map_err(|e| Error::io(AUTHSELECT_PROFILE_DIR, e))?;
     }
+    let created: Vec<String> = changes
+        .iter()
+        .filter(|c| c.creates())
+        .map(|c| c.path().display().to_string())
+        .collect();
     engine.apply(changes)?;
+    label_new_files(root, system, &created);
     for args in select {
         nss::authselect(root, system, &args)?;
         engine.step();
@@ -206,6 +240,21 @@ pub fn activate(root: &Root, system: &dyn System, options: &Options) -> Result<R
     Ok(report)
 }
 
+/// Gives files hostcert created the SELinux label policy wants for their place (replaced
+/// files keep the label they had). Best effort: a wrong label is logged, not fatal.
+fn label_new_files(root: &Root, system: &dyn System, created: &[String]) {
+    const RESTORECON: &str = "/sbin/restorecon";
+    if created.is_empty() || !root.is_host() || !crate::system::has_program(root, RESTORECON) {
+        return;
+    }
+    let args: Vec<&str> = created.iter().map(String::as_str).collect();
+    match system.run(root, RESTORECON, &args) {
+        Ok(out) if out.success => {}
+        Ok(out) => tracing::warn!("restorecon: {}", out.stderr.trim()),
+        Err(e) => tracing::warn!("restorecon: {e}"),
+    }
+}
+
 /// Undoes everything activate did: original bytes where nobody edited a file since, only
 /// hostcert's lines removed where somebody did. Never activated: nothing to do.
 pub fn deactivate(root: &Root, system: &dyn System, options: &Options) -> Result<Report> {
@@ -214,16 +263,28 @@ pub fn deactivate(root: &Root, system: &dyn System, options: &Options) -> Result
         dry_run: options.dry_run,
         ..Report::default()
     };
+    // A validation candidate left by a process killed before it recorded anything.
+    if !options.dry_run {
+        fsio::discard_candidate(&root.join(SSHD_CONFIG)).map_err(|e| Error::io(SSHD_CONFIG, e))?;
+    }
     if !root.join(STATE_FILE).exists() {
-        report.notes.push("hostcert is not active: nothing to do".into());
+        report
+            .notes
+            .push("hostcert is not active: nothing to do".into());
         return Ok(report);
     }
-    let mut engine = if options.dry_run { Engine::load(root)? } else { Engine::lock(root)? };
+    let mut engine = if options.dry_run {
+        Engine::load(root)?
+    } else {
+        Engine::lock(root)?
+    };
 
     if let Some(original) = engine.state().authselect.clone() {
         if nss::current_selection(root).map(|s| s.profile).as_deref() == Some(nss::PROFILE) {
             let args = nss::select_args(&original);
-            report.commands.push(format!("authselect {}", args.join(" ")));
+            report
+                .commands
+                .push(format!("authselect {}", args.join(" ")));
             if !options.dry_run {
                 nss::authselect(root, system, &args)?;
                 engine.step();
@@ -247,11 +308,11 @@ pub fn deactivate(root: &Root, system: &dyn System, options: &Options) -> Result
         engine.state_mut().authselect = None;
         engine.save()?;
     }
-    let service = engine
-        .state()
-        .sshd_service
-        .clone()
-        .or_else(|| Distro::detect(root).ok().map(|d| d.facts().sshd_service.to_string()));
+    let service = engine.state().sshd_service.clone().or_else(|| {
+        Distro::detect(root)
+            .ok()
+            .map(|d| d.facts().sshd_service.to_string())
+    });
     if !options.dry_run && report.changed() && !options.no_reload {
         if let Some(service) = service {
             report.reload = Some(reload_sshd(root, system, &service)?);
@@ -269,7 +330,10 @@ pub fn user_ca_file(root: &Root, admin_ca: Option<&str>, notes: &mut Vec<String>
     );
     let mut seen: Vec<String> = Vec::new();
     let mut section = |title: String, keys: Vec<String>, out: &mut String| {
-        let fresh: Vec<String> = keys.into_iter().filter(|k| !seen.contains(&key_id(k))).collect();
+        let fresh: Vec<String> = keys
+            .into_iter()
+            .filter(|k| !seen.contains(&key_id(k)))
+            .collect();
         if fresh.is_empty() {
             return;
         }
@@ -280,25 +344,37 @@ pub fn user_ca_file(root: &Root, admin_ca: Option<&str>, notes: &mut Vec<String>
             out.push('\n');
         }
     };
-    section(format!("# From the CA ({CA_USER_KEYS}):\n"), read_keys(root, CA_USER_KEYS), &mut out);
+    section(
+        format!("# From the CA ({CA_USER_KEYS}):\n"),
+        read_keys(root, CA_USER_KEYS),
+        &mut out,
+    );
     if let Some(admin) = admin_ca {
         let keys = read_keys(root, admin);
         if keys.is_empty() {
-            notes.push(format!("the admin's TrustedUserCAKeys file {admin} has no keys"));
+            notes.push(format!(
+                "the admin's TrustedUserCAKeys file {admin} has no keys"
+            ));
         } else {
             notes.push(format!(
                 "sshd honours only the first TrustedUserCAKeys: {TRUSTED_USER_CA_KEYS} also carries the {} key(s) of {admin}",
                 keys.len()
             ));
         }
-        section(format!("# From the admin's TrustedUserCAKeys file {admin}:\n"), keys, &mut out);
+        section(
+            format!("# From the admin's TrustedUserCAKeys file {admin}:\n"),
+            keys,
+            &mut out,
+        );
     }
     out.into_bytes()
 }
 
 /// The public keys in an authorized_keys-style file (comments and blank lines skipped).
 pub fn read_keys(root: &Root, path: &str) -> Vec<String> {
-    let Ok(path) = root.resolve(path) else { return Vec::new() };
+    let Ok(path) = root.resolve(path) else {
+        return Vec::new();
+    };
     std::fs::read_to_string(root.join(path))
         .map(|text| {
             text.lines()
@@ -312,5 +388,8 @@ pub fn read_keys(root: &Root, path: &str) -> Vec<String> {
 
 /// A key's identity: type and blob, without its comment.
 fn key_id(line: &str) -> String {
-    line.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

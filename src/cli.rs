@@ -74,12 +74,17 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::BadInput as u8 } else { Exit::Ok as u8 });
+            return ExitCode::from(if e.use_stderr() {
+                Exit::BadInput as u8
+            } else {
+                Exit::Ok as u8
+            });
         }
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HOSTCERT_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("HOSTCERT_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .without_time()
@@ -122,7 +127,11 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Status { json } => {
             let status = status::status(&root, &Real)?;
             if json {
-                let _ = writeln!(out, "{}", serde_json::to_string_pretty(&status).expect("status serialises"));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&status).expect("status serialises")
+                );
             } else {
                 print_status(&mut out, &status);
             }
@@ -165,7 +174,11 @@ fn print_report(out: &mut impl Write, report: &Report, verb: &str) {
 }
 
 fn print_status(out: &mut impl Write, status: &Status) {
-    let _ = writeln!(out, "hostcert: {}", if status.active { "active" } else { "inactive" });
+    let _ = writeln!(
+        out,
+        "hostcert: {}",
+        if status.active { "active" } else { "inactive" }
+    );
     if let Some(distro) = &status.distro {
         let _ = writeln!(out, "system: {}", distro.pretty_name);
     }
@@ -175,16 +188,30 @@ fn print_status(out: &mut impl Write, status: &Status) {
     let _ = writeln!(out, "files:");
     for file in &status.files {
         let state = serde_json::to_value(file.state).expect("state serialises");
-        let _ = writeln!(out, "  {:<45} {}", file.path.display(), state.as_str().unwrap_or_default().replace('_', " "));
+        let _ = writeln!(
+            out,
+            "  {:<45} {}",
+            file.path.display(),
+            state.as_str().unwrap_or_default().replace('_', " ")
+        );
     }
     if let Some(selection) = &status.authselect_replaced {
-        let _ = writeln!(out, "authselect: replaced {} {}", selection.profile, selection.features.join(" "));
+        let _ = writeln!(
+            out,
+            "authselect: replaced {} {}",
+            selection.profile,
+            selection.features.join(" ")
+        );
     }
     let _ = writeln!(out, "sshd ({}):", status.sshd.source);
     let _ = writeln!(
         out,
         "  TrustedUserCAKeys {}",
-        status.sshd.trusted_user_ca_keys.as_deref().unwrap_or("(none)")
+        status
+            .sshd
+            .trusted_user_ca_keys
+            .as_deref()
+            .unwrap_or("(none)")
     );
     for key in &status.sshd.host_keys {
         let _ = writeln!(out, "  HostKey {key}");
@@ -197,7 +224,11 @@ fn print_status(out: &mut impl Write, status: &Status) {
             out,
             "admin's user CA file {}: {}",
             admin.path,
-            if admin.carried { "its keys are carried in hostcert's file" } else { "NOT carried" }
+            if admin.carried {
+                "its keys are carried in hostcert's file"
+            } else {
+                "NOT carried"
+            }
         );
     }
     for cert in &status.certificates {
@@ -208,7 +239,11 @@ fn print_status(out: &mut impl Write, status: &Status) {
             cert.key_id,
             cert.serial,
             cert.principals.join(","),
-            if cert.seconds_left == 0 { "expired".to_string() } else { format!("{} left", human(cert.seconds_left)) }
+            if cert.seconds_left == 0 {
+                "expired".to_string()
+            } else {
+                format!("{} left", human(cert.seconds_left))
+            }
         );
     }
     for warning in &status.warnings {
@@ -221,7 +256,11 @@ fn write_docs(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let command = Cli::command();
     clap_mangen::generate_to(command.clone(), dir)?;
-    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
         clap_complete::generate_to(shell, &mut command.clone(), "hostcert", dir)?;
     }
     Ok(())

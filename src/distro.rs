@@ -75,7 +75,12 @@ impl Distro {
         let (path, text) = OS_RELEASE
             .iter()
             .find_map(|p| std::fs::read_to_string(root.join(p)).ok().map(|t| (*p, t)))
-            .ok_or_else(|| Error::Unsupported(format!("no {} or {}: cannot tell which system this is", OS_RELEASE[0], OS_RELEASE[1])))?;
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "no {} or {}: cannot tell which system this is",
+                    OS_RELEASE[0], OS_RELEASE[1]
+                ))
+            })?;
         Distro::from_os_release(&text).map_err(|e| match e {
             Error::Unsupported(m) => Error::Unsupported(format!("{m} (from {path})")),
             other => other,
@@ -92,7 +97,11 @@ impl Distro {
                 .unwrap_or_default()
         };
         let (id, version, pretty_name) = (field("ID"), field("VERSION_ID"), field("PRETTY_NAME"));
-        let name = if pretty_name.is_empty() { format!("{id} {version}") } else { pretty_name.clone() };
+        let name = if pretty_name.is_empty() {
+            format!("{id} {version}")
+        } else {
+            pretty_name.clone()
+        };
         let Some(&(_, family, minimum)) = SUPPORTED.iter().find(|(known, ..)| *known == id) else {
             return Err(Error::Unsupported(format!(
                 "{name}: hostcert supports Ubuntu 18.04+, Debian 10+ and CentOS/RHEL/Rocky/Alma 7+"
@@ -146,14 +155,24 @@ mod tests {
     #[test]
     fn targets_are_supported() {
         for (text, family) in [
-            ("NAME=\"Ubuntu\"\nVERSION_ID=\"18.04\"\nID=ubuntu\nID_LIKE=debian\n", Family::Debian),
+            (
+                "NAME=\"Ubuntu\"\nVERSION_ID=\"18.04\"\nID=ubuntu\nID_LIKE=debian\n",
+                Family::Debian,
+            ),
             ("ID=debian\nVERSION_ID=\"10\"\n", Family::Debian),
-            ("ID=debian\nPRETTY_NAME=\"Debian GNU/Linux trixie/sid\"\n", Family::Debian),
+            (
+                "ID=debian\nPRETTY_NAME=\"Debian GNU/Linux trixie/sid\"\n",
+                Family::Debian,
+            ),
             ("ID=\"centos\"\nVERSION_ID=\"7\"\n", Family::RedHat),
             ("ID=\"centos\"\nVERSION_ID=\"8\"\n", Family::RedHat),
             ("ID=\"rocky\"\nVERSION_ID=\"9.3\"\n", Family::RedHat),
         ] {
-            assert_eq!(Distro::from_os_release(text).unwrap().family, family, "{text}");
+            assert_eq!(
+                Distro::from_os_release(text).unwrap().family,
+                family,
+                "{text}"
+            );
         }
     }
 

@@ -15,7 +15,11 @@ pub fn fqdn(root: &Root) -> Option<String> {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .filter(|n| !n.is_empty())
-            .or_else(|| nix::unistd::gethostname().ok().map(|n| n.to_string_lossy().into_owned()))
+            .or_else(|| {
+                nix::unistd::gethostname()
+                    .ok()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
     } else {
         std::fs::read_to_string(root.join("/etc/hostname"))
             .ok()

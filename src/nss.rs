@@ -72,11 +72,19 @@ pub fn current_selection(root: &Root) -> Option<AuthselectSelection> {
 pub fn add_source(text: &mut Text) -> Vec<Edit> {
     let mut edits = Vec::new();
     for key in DATABASES {
-        let Some(i) = (0..text.len()).find(|&i| text.line(i).split_whitespace().next() == Some(key)) else {
+        let Some(i) =
+            (0..text.len()).find(|&i| text.line(i).split_whitespace().next() == Some(key))
+        else {
             continue;
         };
         let line = text.line(i);
-        let sources = line.split('#').next().unwrap_or_default().split('{').next().unwrap_or_default();
+        let sources = line
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .split('{')
+            .next()
+            .unwrap_or_default();
         if !sources.split_whitespace().any(|w| w == NSS_SOURCE) {
             edits.push(text.append_word(i, key, NSS_SOURCE));
         }
@@ -87,25 +95,43 @@ pub fn add_source(text: &mut Text) -> Vec<Edit> {
 /// The profile's nsswitch.conf template that hostcert's custom profile starts from.
 pub fn base_template(root: &Root, profile: &str) -> Result<PathBuf> {
     let candidates: Vec<PathBuf> = match profile.strip_prefix("custom/") {
-        Some(name) => vec![Path::new(AUTHSELECT_DIR).join("custom").join(name).join("nsswitch.conf")],
-        None => ["/usr/share/authselect/vendor", "/usr/share/authselect/default"]
-            .iter()
-            .map(|d| Path::new(d).join(profile).join("nsswitch.conf"))
-            .collect(),
+        Some(name) => vec![Path::new(AUTHSELECT_DIR)
+            .join("custom")
+            .join(name)
+            .join("nsswitch.conf")],
+        None => [
+            "/usr/share/authselect/vendor",
+            "/usr/share/authselect/default",
+        ]
+        .iter()
+        .map(|d| Path::new(d).join(profile).join("nsswitch.conf"))
+        .collect(),
     };
     candidates
         .iter()
         .find(|p| root.join(p).is_file())
         .cloned()
-        .ok_or_else(|| Error::BadInput(format!("authselect profile {profile}: no nsswitch.conf template found")))
+        .ok_or_else(|| {
+            Error::BadInput(format!(
+                "authselect profile {profile}: no nsswitch.conf template found"
+            ))
+        })
 }
 
 /// `authselect create-profile` arguments for hostcert's profile based on `base`.
 pub fn create_profile_args(base: &str) -> Vec<String> {
-    ["create-profile", "hostcert", "--base-on", base, "--symlink-meta", "--symlink-pam", "--symlink-dconf"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "create-profile",
+        "hostcert",
+        "--base-on",
+        base,
+        "--symlink-meta",
+        "--symlink-pam",
+        "--symlink-dconf",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// `authselect select` arguments for a selection.

@@ -12,7 +12,8 @@ use crate::paths::{Root, PAM_HOSTCERT, PAM_MKHOMEDIR};
 /// The comment before every line hostcert adds.
 pub const MARKER: &str = "# Added by hostcert; `hostcert deactivate` removes it with the next line";
 /// Creates the home directory of a directory user at first login.
-pub const MKHOMEDIR_LINE: &str = "session    optional     pam_mkhomedir.so skel=/etc/skel umask=0077";
+pub const MKHOMEDIR_LINE: &str =
+    "session    optional     pam_mkhomedir.so skel=/etc/skel umask=0077";
 /// Lets hostcert's module decide account access for directory users; it can only deny or
 /// pass, so local users keep working exactly as before.
 pub const ACCOUNT_LINE: &str =
@@ -73,7 +74,9 @@ pub fn plan_mkhomedir(root: &Root, facts: &Facts, text: &Text) -> Plan {
     let is_session = |i: usize| rule_type(&text.line(i)).as_deref() == Some("session");
     let selinux_open = (0..text.len()).find(|&i| {
         let line = text.line(i);
-        is_session(i) && line.contains("pam_selinux.so") && line.split_whitespace().any(|w| w == "open")
+        is_session(i)
+            && line.contains("pam_selinux.so")
+            && line.split_whitespace().any(|w| w == "open")
     });
     // Keep the comment that explains the pam_selinux line next to it.
     let selinux_open = selinux_open.map(|mut at| {
@@ -83,7 +86,12 @@ pub fn plan_mkhomedir(root: &Root, facts: &Facts, text: &Text) -> Plan {
         at
     });
     let at = selinux_open
-        .or_else(|| (0..text.len()).rev().find(|&i| is_session(i)).map(|i| i + 1))
+        .or_else(|| {
+            (0..text.len())
+                .rev()
+                .find(|&i| is_session(i))
+                .map(|i| i + 1)
+        })
         .unwrap_or(text.len());
     Plan::Insert {
         at,
@@ -122,9 +130,18 @@ mod tests {
 
     #[test]
     fn rule_types_cover_includes_and_dash_rules() {
-        assert_eq!(rule_type("-session optional pam_systemd.so").as_deref(), Some("session"));
-        assert_eq!(rule_type("@include common-session-noninteractive").as_deref(), Some("session"));
-        assert_eq!(rule_type("account\tinclude\t\tsystem-auth").as_deref(), Some("account"));
+        assert_eq!(
+            rule_type("-session optional pam_systemd.so").as_deref(),
+            Some("session")
+        );
+        assert_eq!(
+            rule_type("@include common-session-noninteractive").as_deref(),
+            Some("session")
+        );
+        assert_eq!(
+            rule_type("account\tinclude\t\tsystem-auth").as_deref(),
+            Some("account")
+        );
         assert_eq!(rule_type("#%PAM-1.0"), None);
         assert_eq!(rule_type(""), None);
     }
@@ -132,7 +149,9 @@ mod tests {
     #[test]
     fn missing_module_means_no_line() {
         let root = Root::new("/nonexistent");
-        let facts = crate::distro::Distro::from_os_release("ID=debian\nVERSION_ID=10\n").unwrap().facts();
+        let facts = crate::distro::Distro::from_os_release("ID=debian\nVERSION_ID=10\n")
+            .unwrap()
+            .facts();
         let text = Text::parse(b"session required pam_unix.so\n");
         assert!(matches!(plan_mkhomedir(&root, facts, &text), Plan::Skip(_)));
         assert!(matches!(plan_account(&root, facts, &text), Plan::Skip(_)));

@@ -96,7 +96,10 @@ impl Root {
 
     /// Maps a system path into the root, without following links.
     pub fn join(&self, system_path: impl AsRef<Path>) -> PathBuf {
-        let rel = system_path.as_ref().strip_prefix("/").unwrap_or(system_path.as_ref());
+        let rel = system_path
+            .as_ref()
+            .strip_prefix("/")
+            .unwrap_or(system_path.as_ref());
         self.dir.join(rel)
     }
 
@@ -131,8 +134,8 @@ impl Root {
                                         system_path.as_ref().display()
                                     )));
                                 }
-                                let target =
-                                    std::fs::read_link(&real).map_err(|e| Error::io(&candidate, e))?;
+                                let target = std::fs::read_link(&real)
+                                    .map_err(|e| Error::io(&candidate, e))?;
                                 // The rest of this path continues after the link's target.
                                 let rest: PathBuf = components.iter().rev().collect();
                                 pending.push(rest);
@@ -158,9 +161,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         std::fs::create_dir_all(root.join("/etc/authselect")).unwrap();
-        std::fs::write(root.join("/etc/authselect/nsswitch.conf"), "passwd: files\n").unwrap();
+        std::fs::write(
+            root.join("/etc/authselect/nsswitch.conf"),
+            "passwd: files\n",
+        )
+        .unwrap();
         std::os::unix::fs::symlink("/etc/authselect/nsswitch.conf", root.join(NSSWITCH)).unwrap();
-        assert_eq!(root.resolve(NSSWITCH).unwrap(), Path::new("/etc/authselect/nsswitch.conf"));
+        assert_eq!(
+            root.resolve(NSSWITCH).unwrap(),
+            Path::new("/etc/authselect/nsswitch.conf")
+        );
     }
 
     #[test]
@@ -171,7 +181,10 @@ mod tests {
         std::os::unix::fs::symlink("usr/lib", root.join("/lib")).unwrap();
         std::fs::create_dir_all(root.join("/etc/pam.d")).unwrap();
         std::os::unix::fs::symlink("system-auth-ac", root.join("/etc/pam.d/system-auth")).unwrap();
-        assert_eq!(root.resolve("/lib/security/x.so").unwrap(), Path::new("/usr/lib/security/x.so"));
+        assert_eq!(
+            root.resolve("/lib/security/x.so").unwrap(),
+            Path::new("/usr/lib/security/x.so")
+        );
         assert_eq!(
             root.resolve("/etc/pam.d/system-auth").unwrap(),
             Path::new("/etc/pam.d/system-auth-ac")

@@ -45,7 +45,9 @@ impl SshdConfig {
     fn read_text(&mut self, root: &Root, text: &Text, depth: usize) {
         let mut in_match = false;
         for line in text.lines() {
-            let Some((keyword, value)) = directive(&line) else { continue };
+            let Some((keyword, value)) = directive(&line) else {
+                continue;
+            };
             match keyword.as_str() {
                 "match" => {
                     in_match = true;
@@ -96,7 +98,9 @@ pub fn directive(line: &str) -> Option<(String, String)> {
     if line.is_empty() || line.starts_with('#') {
         return None;
     }
-    let end = line.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(line.len());
+    let end = line
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(line.len());
     let (keyword, rest) = line.split_at(end);
     let value = rest.trim_start().strip_prefix('=').unwrap_or(rest).trim();
     Some((keyword.to_ascii_lowercase(), unquote(value).to_string()))
@@ -122,7 +126,11 @@ fn expand_include(root: &Root, pattern: &str) -> Vec<PathBuf> {
     };
     let mut files: Vec<PathBuf> = paths
         .filter_map(|p| p.ok())
-        .filter_map(|p| p.strip_prefix(root.dir()).ok().map(|rel| Path::new("/").join(rel)))
+        .filter_map(|p| {
+            p.strip_prefix(root.dir())
+                .ok()
+                .map(|rel| Path::new("/").join(rel))
+        })
         .collect();
     files.sort();
     files
@@ -157,7 +165,10 @@ pub fn block(root: &Root, config: &SshdConfig) -> Vec<String> {
 /// Inserts the block after the leading comment header (and the blank line after it), followed
 /// by a blank line: before every directive, so before any `Match`.
 pub fn insert_block(text: &mut Text, mut block: Vec<String>) -> Edit {
-    let header = text.lines().take_while(|l| l.trim_start().starts_with('#')).count();
+    let header = text
+        .lines()
+        .take_while(|l| l.trim_start().starts_with('#'))
+        .count();
     let at = if header > 0 && header < text.len() && text.line(header).trim().is_empty() {
         header + 1
     } else {
@@ -197,7 +208,12 @@ impl std::fmt::Display for Validation {
 }
 
 /// Checks a candidate sshd_config (a system path inside the root) with the root's own `sshd -t`.
-pub fn validate(root: &Root, system: &dyn System, facts: &Facts, candidate: &Path) -> Result<Validation> {
+pub fn validate(
+    root: &Root,
+    system: &dyn System,
+    facts: &Facts,
+    candidate: &Path,
+) -> Result<Validation> {
     if !has_program(root, facts.sshd) {
         return Ok(Validation::Skipped(format!(
             "{} has no {}",
@@ -248,10 +264,22 @@ mod tests {
 
     #[test]
     fn directives_parse_like_sshd() {
-        assert_eq!(directive("  HostKey /k"), Some(("hostkey".into(), "/k".into())));
-        assert_eq!(directive("TrustedUserCAKeys=/ca"), Some(("trustedusercakeys".into(), "/ca".into())));
-        assert_eq!(directive("TrustedUserCAKeys = \"/ca\""), Some(("trustedusercakeys".into(), "/ca".into())));
-        assert_eq!(directive("\tSubsystem\tsftp\t/x"), Some(("subsystem".into(), "sftp\t/x".into())));
+        assert_eq!(
+            directive("  HostKey /k"),
+            Some(("hostkey".into(), "/k".into()))
+        );
+        assert_eq!(
+            directive("TrustedUserCAKeys=/ca"),
+            Some(("trustedusercakeys".into(), "/ca".into()))
+        );
+        assert_eq!(
+            directive("TrustedUserCAKeys = \"/ca\""),
+            Some(("trustedusercakeys".into(), "/ca".into()))
+        );
+        assert_eq!(
+            directive("\tSubsystem\tsftp\t/x"),
+            Some(("subsystem".into(), "sftp\t/x".into()))
+        );
         assert_eq!(directive("# HostKey /k"), None);
     }
 

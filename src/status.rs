@@ -97,11 +97,25 @@ pub fn status(root: &Root, system: &dyn System) -> Result<Status> {
     let state = engine.state();
     let mut warnings = Vec::new();
 
-    let mut paths: Vec<PathBuf> = [SSHD_CONFIG, TRUSTED_USER_CA_KEYS, PAM_SSHD, PAM_SUDO, PAM_SU, NSSWITCH]
-        .iter()
-        .filter_map(|p| root.resolve(p).ok())
-        .collect();
-    paths.extend(state.files.keys().filter(|p| !paths.contains(p)).cloned().collect::<Vec<_>>());
+    let mut paths: Vec<PathBuf> = [
+        SSHD_CONFIG,
+        TRUSTED_USER_CA_KEYS,
+        PAM_SSHD,
+        PAM_SUDO,
+        PAM_SU,
+        NSSWITCH,
+    ]
+    .iter()
+    .filter_map(|p| root.resolve(p).ok())
+    .collect();
+    paths.extend(
+        state
+            .files
+            .keys()
+            .filter(|p| !paths.contains(p))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let mut files = Vec::new();
     for path in paths {
         let file_state = engine.file_state(&path)?;
@@ -110,10 +124,15 @@ pub fn status(root: &Root, system: &dyn System) -> Result<Status> {
                 "{} was changed since activation: deactivate will remove only hostcert's lines",
                 path.display()
             )),
-            FileState::Missing => warnings.push(format!("{} is gone since activation", path.display())),
+            FileState::Missing => {
+                warnings.push(format!("{} is gone since activation", path.display()))
+            }
             _ => {}
         }
-        files.push(FileStatus { path, state: file_state });
+        files.push(FileStatus {
+            path,
+            state: file_state,
+        });
     }
     let active = files.iter().any(|f| f.state != FileState::Inactive);
 
@@ -123,9 +142,18 @@ pub fn status(root: &Root, system: &dyn System) -> Result<Status> {
     let current = engine.read(Path::new(SSHD_CONFIG))?.unwrap_or_default();
     let config = SshdConfig::read(root, &Text::parse(&current));
 
-    let sshd = match distro.as_ref().and_then(|d| sshd::effective(root, system, d.facts())) {
+    let sshd = match distro
+        .as_ref()
+        .and_then(|d| sshd::effective(root, system, d.facts()))
+    {
         Some(values) => {
-            let all = |k: &str| values.iter().filter(|(key, _)| key == k).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+            let all = |k: &str| {
+                values
+                    .iter()
+                    .filter(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+                    .collect::<Vec<_>>()
+            };
             SshdStatus {
                 source: "sshd -T".into(),
                 host_keys: all("hostkey"),
@@ -161,11 +189,15 @@ pub fn status(root: &Root, system: &dyn System) -> Result<Status> {
         });
 
     let hostname = state.hostname.clone().or_else(|| fqdn(root));
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut certificates = Vec::new();
     for key in base_config.offered_host_keys(root) {
         let path = certificate_path(&key);
-        let Ok(text) = std::fs::read_to_string(root.join(&path)) else { continue };
+        let Ok(text) = std::fs::read_to_string(root.join(&path)) else {
+            continue;
+        };
         let cert = match ssh_key::Certificate::from_openssh(text.trim()) {
             Ok(cert) => cert,
             Err(e) => {
@@ -186,11 +218,16 @@ pub fn status(root: &Root, system: &dyn System) -> Result<Status> {
         if status.seconds_left == 0 {
             warnings.push(format!("{path} has expired"));
         } else if status.seconds_left < lifetime / RENEW_FRACTION {
-            warnings.push(format!("{path} expires in {}: renew it", human(status.seconds_left)));
+            warnings.push(format!(
+                "{path} expires in {}: renew it",
+                human(status.seconds_left)
+            ));
         }
         if let Some(name) = &hostname {
             if !status.principals.contains(name) {
-                warnings.push(format!("{path}: the host name {name} is not among its principals"));
+                warnings.push(format!(
+                    "{path}: the host name {name} is not among its principals"
+                ));
             }
         }
         certificates.push(status);
@@ -210,12 +247,18 @@ pub fn status(root: &Root, system: &dyn System) -> Result<Status> {
 }
 
 fn same_key(a: &str, b: &str) -> bool {
-    a.split_whitespace().take(2).eq(b.split_whitespace().take(2))
+    a.split_whitespace()
+        .take(2)
+        .eq(b.split_whitespace().take(2))
 }
 
 /// `3d 4h`, `12m`: a duration for people.
 pub fn human(seconds: u64) -> String {
-    let (d, h, m) = (seconds / 86_400, seconds % 86_400 / 3_600, seconds % 3_600 / 60);
+    let (d, h, m) = (
+        seconds / 86_400,
+        seconds % 86_400 / 3_600,
+        seconds % 3_600 / 60,
+    );
     match (d, h) {
         (0, 0) => format!("{m}m"),
         (0, _) => format!("{h}h {m}m"),

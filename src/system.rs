@@ -77,7 +77,9 @@ impl std::fmt::Display for Reload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reload::Reloaded(how) => write!(f, "sshd reloaded ({how})"),
-            Reload::NotRunning => f.write_str("sshd is not running: it reads the new configuration when it starts"),
+            Reload::NotRunning => {
+                f.write_str("sshd is not running: it reads the new configuration when it starts")
+            }
             Reload::Skipped(why) => write!(f, "sshd not reloaded: {why}"),
         }
     }
@@ -86,7 +88,10 @@ impl std::fmt::Display for Reload {
 /// Reloads sshd: `systemctl reload` when systemd runs, else SIGHUP to the pid in sshd's pid file.
 pub fn reload_sshd(root: &Root, system: &dyn System, service: &str) -> Result<Reload> {
     if !root.is_host() {
-        return Ok(Reload::Skipped(format!("{} is not the running system", root.dir().display())));
+        return Ok(Reload::Skipped(format!(
+            "{} is not the running system",
+            root.dir().display()
+        )));
     }
     if Path::new(SYSTEMD_RUNNING).is_dir() {
         let active = system.run(root, "systemctl", &["is-active", "--quiet", service])?;
@@ -103,11 +108,17 @@ pub fn reload_sshd(root: &Root, system: &dyn System, service: &str) -> Result<Re
         return Ok(Reload::Reloaded(format!("systemctl reload {service}")));
     }
     for pid_file in SSHD_PID_FILES {
-        let Ok(text) = std::fs::read_to_string(pid_file) else { continue };
-        let Ok(pid) = text.trim().parse::<i32>() else { continue };
+        let Ok(text) = std::fs::read_to_string(pid_file) else {
+            continue;
+        };
+        let Ok(pid) = text.trim().parse::<i32>() else {
+            continue;
+        };
         let pid = nix::unistd::Pid::from_raw(pid);
         return match nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP) {
-            Ok(()) => Ok(Reload::Reloaded(format!("SIGHUP to pid {pid} from {pid_file}"))),
+            Ok(()) => Ok(Reload::Reloaded(format!(
+                "SIGHUP to pid {pid} from {pid_file}"
+            ))),
             Err(nix::errno::Errno::ESRCH) => Ok(Reload::NotRunning),
             Err(e) => Err(Error::Command {
                 command: format!("kill -HUP {pid}"),

@@ -16,10 +16,16 @@ const SHAPES: [&str; 6] = [
 ];
 
 fn trees() -> Vec<(String, Tree)> {
-    let mut trees: Vec<(String, Tree)> = TARGETS.iter().map(|t| (t.to_string(), Tree::new(t))).collect();
+    let mut trees: Vec<(String, Tree)> = TARGETS
+        .iter()
+        .map(|t| (t.to_string(), Tree::new(t)))
+        .collect();
     for shape in SHAPES {
         let layer = format!("shapes/{shape}");
-        trees.push((shape.to_string(), Tree::with(&["debian10", &layer], Extras::default())));
+        trees.push((
+            shape.to_string(),
+            Tree::with(&["debian10", &layer], Extras::default()),
+        ));
     }
     trees
 }
@@ -32,7 +38,11 @@ fn activate_snapshots_and_reverts_byte_for_byte() {
         let activated = tree.files();
         insta::assert_snapshot!(format!("activate-{name}"), diff(&before, &activated));
         tree.ok(&["deactivate", "--no-reload"]);
-        assert_eq!(before, tree.files(), "{name}: deactivate must give back the original bytes");
+        assert_eq!(
+            before,
+            tree.files(),
+            "{name}: deactivate must give back the original bytes"
+        );
     }
 }
 
@@ -46,7 +56,10 @@ fn activate_with_certificates_and_hostcert_modules() {
         let tree = Tree::with(&[target], extras);
         let before = tree.files();
         tree.ok(&["activate", "host1.example.test", "--no-reload"]);
-        insta::assert_snapshot!(format!("activate-full-{target}"), diff(&before, &tree.files()));
+        insta::assert_snapshot!(
+            format!("activate-full-{target}"),
+            diff(&before, &tree.files())
+        );
         tree.ok(&["deactivate", "--no-reload"]);
         assert_eq!(before, tree.files(), "{target}");
     }
@@ -71,25 +84,44 @@ fn admin_edits_between_activate_and_deactivate_are_kept() {
         let before = tree.files();
         tree.ok(&["activate", "--no-reload"]);
         let sshd = tree.read("etc/ssh/sshd_config");
-        tree.write("etc/ssh/sshd_config", &format!("{sshd}# admin was here\nClientAliveInterval 300\n"));
+        tree.write(
+            "etc/ssh/sshd_config",
+            &format!("{sshd}# admin was here\nClientAliveInterval 300\n"),
+        );
         let pam = tree.read("etc/pam.d/sshd");
         tree.write("etc/pam.d/sshd", &format!("# admin pam note\n{pam}"));
 
         let status = tree.ok(&["status"]);
-        assert!(status.contains("changed since activation"), "{name}: {status}");
+        assert!(
+            status.contains("changed since activation"),
+            "{name}: {status}"
+        );
         let out = tree.ok(&["deactivate", "--no-reload"]);
-        assert!(out.contains("removed hostcert's lines, kept the rest"), "{name}: {out}");
+        assert!(
+            out.contains("removed hostcert's lines, kept the rest"),
+            "{name}: {out}"
+        );
 
         let sshd_after = tree.read("etc/ssh/sshd_config");
         assert!(!sshd_after.contains("hostcert"), "{name}: {sshd_after}");
-        assert!(sshd_after.ends_with("# admin was here\nClientAliveInterval 300\n"), "{name}");
+        assert!(
+            sshd_after.ends_with("# admin was here\nClientAliveInterval 300\n"),
+            "{name}"
+        );
         let original = match &before[std::path::Path::new("etc/ssh/sshd_config")] {
             common::Entry::File(bytes, _) => String::from_utf8_lossy(bytes).into_owned(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(sshd_after, format!("{original}# admin was here\nClientAliveInterval 300\n"), "{name}");
+        assert_eq!(
+            sshd_after,
+            format!("{original}# admin was here\nClientAliveInterval 300\n"),
+            "{name}"
+        );
         let pam_after = tree.read("etc/pam.d/sshd");
-        assert!(pam_after.starts_with("# admin pam note\n") && !pam_after.contains("hostcert"), "{name}");
+        assert!(
+            pam_after.starts_with("# admin pam note\n") && !pam_after.contains("hostcert"),
+            "{name}"
+        );
     }
 }
 
@@ -98,7 +130,10 @@ fn reactivation_after_an_admin_edit_keeps_it_on_deactivate() {
     let tree = Tree::new("debian10");
     tree.ok(&["activate", "--no-reload"]);
     let sshd = tree.read("etc/ssh/sshd_config");
-    tree.write("etc/ssh/sshd_config", &format!("{sshd}ClientAliveInterval 300\n"));
+    tree.write(
+        "etc/ssh/sshd_config",
+        &format!("{sshd}ClientAliveInterval 300\n"),
+    );
     tree.ok(&["activate", "--no-reload"]);
     tree.ok(&["deactivate", "--no-reload"]);
     let after = tree.read("etc/ssh/sshd_config");
@@ -110,8 +145,14 @@ fn dry_run_prints_diffs_and_changes_nothing() {
     let tree = Tree::new("centos7");
     let before = tree.files();
     let out = tree.ok(&["activate", "--dry-run"]);
-    assert!(out.contains("+++ b/etc/ssh/sshd_config") && out.contains("+TrustedUserCAKeys"), "{out}");
-    assert!(out.contains("+++ b/etc/pam.d/sshd") && out.contains("pam_mkhomedir.so"), "{out}");
+    assert!(
+        out.contains("+++ b/etc/ssh/sshd_config") && out.contains("+TrustedUserCAKeys"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+++ b/etc/pam.d/sshd") && out.contains("pam_mkhomedir.so"),
+        "{out}"
+    );
     assert_eq!(before, tree.files());
     assert!(!tree.path().join("var/lib/hostcert").exists());
 
@@ -142,7 +183,11 @@ fn block_sits_at_the_top_and_never_after_a_match() {
         .lines()
         .position(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .unwrap();
-    assert!(text.lines().nth(first_directive).unwrap().starts_with("HostKey"));
+    assert!(text
+        .lines()
+        .nth(first_directive)
+        .unwrap()
+        .starts_with("HostKey"));
     assert!(block < text.find("Match User").unwrap());
 }
 
@@ -163,28 +208,49 @@ fn listed_host_keys_are_kept_and_none_are_added() {
     tree.ok(&["activate", "--no-reload"]);
     let text = tree.read("etc/ssh/sshd_config");
     for key in ["rsa", "ecdsa", "ed25519"] {
-        assert!(text.contains(&format!("HostKey /etc/ssh/ssh_host_{key}_key\n")), "{key}");
+        assert!(
+            text.contains(&format!("HostKey /etc/ssh/ssh_host_{key}_key\n")),
+            "{key}"
+        );
     }
 }
 
 #[test]
 fn admins_user_ca_keys_are_carried_and_status_says_so() {
-    let tree = Tree::with(&["debian10", "shapes/existing-trusted-ca"], Extras::default());
+    let tree = Tree::with(
+        &["debian10", "shapes/existing-trusted-ca"],
+        Extras::default(),
+    );
     let out = tree.ok(&["activate", "--no-reload"]);
-    assert!(out.contains("also carries the 1 key(s) of /etc/ssh/site_user_ca.pub"), "{out}");
+    assert!(
+        out.contains("also carries the 1 key(s) of /etc/ssh/site_user_ca.pub"),
+        "{out}"
+    );
     let site_key = tree.read("etc/ssh/site_user_ca.pub");
     let ours = tree.read("etc/hostcert/trusted_user_ca_keys.pub");
     assert!(ours.contains(site_key.trim()), "{ours}");
     let status = tree.ok(&["status"]);
-    assert!(status.contains("/etc/ssh/site_user_ca.pub: its keys are carried"), "{status}");
+    assert!(
+        status.contains("/etc/ssh/site_user_ca.pub: its keys are carried"),
+        "{status}"
+    );
     let json: serde_json::Value = serde_json::from_str(&tree.ok(&["status", "--json"])).unwrap();
     assert_eq!(json["admin_user_ca"]["carried"], true);
-    assert_eq!(json["sshd"]["trusted_user_ca_keys"], "/etc/hostcert/trusted_user_ca_keys.pub");
+    assert_eq!(
+        json["sshd"]["trusted_user_ca_keys"],
+        "/etc/hostcert/trusted_user_ca_keys.pub"
+    );
 }
 
 #[test]
 fn status_reports_files_certificates_and_warnings() {
-    let tree = Tree::with(&["ubuntu1804"], Extras { certificates: true, hostcert_modules: false });
+    let tree = Tree::with(
+        &["ubuntu1804"],
+        Extras {
+            certificates: true,
+            hostcert_modules: false,
+        },
+    );
     let json: serde_json::Value = serde_json::from_str(&tree.ok(&["status", "--json"])).unwrap();
     assert_eq!(json["active"], false);
     tree.ok(&["activate", "other.example.test", "--no-reload"]);
@@ -192,14 +258,23 @@ fn status_reports_files_certificates_and_warnings() {
     assert_eq!(json["active"], true);
     assert_eq!(json["hostname"], "other.example.test");
     let files = json["files"].as_array().unwrap();
-    let state_of = |p: &str| files.iter().find(|f| f["path"] == p).map(|f| f["state"].clone()).unwrap();
+    let state_of = |p: &str| {
+        files
+            .iter()
+            .find(|f| f["path"] == p)
+            .map(|f| f["state"].clone())
+            .unwrap()
+    };
     assert_eq!(state_of("/etc/ssh/sshd_config"), "active");
     assert_eq!(state_of("/etc/nsswitch.conf"), "inactive");
     let certs = json["certificates"].as_array().unwrap();
     assert_eq!(certs.len(), 3);
     assert_eq!(certs[0]["principals"][0], "host1.example.test");
     let warnings = json["warnings"].to_string();
-    assert!(warnings.contains("other.example.test is not among its principals"), "{warnings}");
+    assert!(
+        warnings.contains("other.example.test is not among its principals"),
+        "{warnings}"
+    );
     let sshd = &json["sshd"];
     assert_eq!(sshd["host_certificates"].as_array().unwrap().len(), 3);
 }

@@ -43,7 +43,11 @@ impl FileMeta {
             Err(e) => return Err(e),
         };
         let selinux = match xattr::get(path, SELINUX_XATTR) {
-            Ok(Some(label)) => Some(String::from_utf8_lossy(&label).trim_end_matches('\0').to_string()),
+            Ok(Some(label)) => Some(
+                String::from_utf8_lossy(&label)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            ),
             // No label, or a file system without xattrs: nothing to keep.
             Ok(None) | Err(_) => None,
         };
@@ -78,11 +82,13 @@ pub struct Candidate {
 impl Candidate {
     /// Writes `bytes` to a temp file in `target`'s directory with `meta`, and fsyncs it.
     pub fn write(target: &Path, bytes: &[u8], meta: &FileMeta) -> io::Result<Candidate> {
-        let name = target
-            .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file path"))?;
-        // A fixed name: a leftover from a crash is simply overwritten by the next run.
-        let temp = target.with_file_name(format!(".{}.hostcert-new", name.to_string_lossy()));
+        if target.file_name().is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a file path",
+            ));
+        }
+        let temp = candidate_path(target);
         let candidate = Candidate {
             temp,
             target: target.to_path_buf(),
@@ -119,6 +125,18 @@ impl Drop for Candidate {
             let _ = std::fs::remove_file(&self.temp);
         }
     }
+}
+
+/// Where the candidate of `target` is written: a fixed name, so a leftover from a crash is
+/// overwritten by the next run, or removed by [`discard_candidate`].
+fn candidate_path(target: &Path) -> PathBuf {
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    target.with_file_name(format!(".{name}.hostcert-new"))
+}
+
+/// Removes a candidate of `target` left behind by a process that was killed.
+pub fn discard_candidate(target: &Path) -> io::Result<()> {
+    remove(&candidate_path(target))
 }
 
 /// Replaces `target` with `bytes` atomically: temp file, fsync, rename, fsync the directory.

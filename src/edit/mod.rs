@@ -52,6 +52,11 @@ impl Change {
         &self.path
     }
 
+    /// Whether the change creates the file.
+    pub fn creates(&self) -> bool {
+        self.old.is_none()
+    }
+
     /// The planned content.
     pub fn new_content(&self) -> &[u8] {
         &self.new
@@ -158,7 +163,9 @@ impl Engine {
         Ok(Engine {
             root: root.clone(),
             state: State::load(root)?,
-            crash_after: std::env::var(CRASH_AFTER_ENV).ok().and_then(|v| v.parse().ok()),
+            crash_after: std::env::var(CRASH_AFTER_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok()),
             steps: Cell::new(0),
             _lock: None,
         })
@@ -282,17 +289,19 @@ impl Engine {
         let real = self.root.join(&path);
         let old = self.read(&path)?;
         let record = self.state.file(&path);
-        // Nothing to write, and the record already says so (a record left pending by a crash
-        // is finished by rewriting the same bytes).
-        let recorded = match record {
-            Some(r) => r.edits == edits && r.owned == owned && r.pending.is_none(),
-            None => edits.is_empty() && !owned,
+        // Nothing to write, and the record already says so.
+        let recorded = match (record, &old) {
+            (Some(r), Some(old)) => r.edits == edits && r.owned == owned && r.is_ours(old),
+            (Some(_), None) => false,
+            (None, _) => edits.is_empty() && !owned,
         };
         if old.as_deref() == Some(new.as_slice()) && recorded {
             return Ok(None);
         }
         let rebase = match (record, &old) {
-            (Some(record), Some(old)) if !record.is_ours(old) && !record.is_original(Some(old)) => base,
+            (Some(record), Some(old)) if !record.is_ours(old) && !record.is_original(Some(old)) => {
+                base
+            }
             _ => None,
         };
         let meta = FileMeta::of(&real)
@@ -311,8 +320,10 @@ impl Engine {
         }))
     }
 
-    /// Applies planned changes: intent in the state, each file replaced, success recorded.
-    /// If a write fails, the files already replaced in this run are put back.
+    /// Applies planned changes: the intent (with whatever else the caller put in the state) is
+    /// saved first, then each file is replaced. Success needs no second save: a file whose
+    /// content is its record's `pending` hash is known written, and the next intent folds that
+    /// into `written`. If a write fails, the files already replaced in this run are put back.
     pub fn apply(&mut self, changes: Vec<Change>) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
@@ -332,6 +343,12 @@ impl Engine {
                     written: sha256(change.old.as_deref().unwrap_or_default()),
                     pending: None,
                 });
+            // The last intent landed: it is what hostcert last wrote.
+            if let (Some(pending), Some(old)) = (&record.pending, &change.old) {
+                if *pending == sha256(old) {
+                    record.written = pending.clone();
+                }
+            }
             if let Some(rebase) = &change.rebase {
                 record.original = Some(rebase.clone());
             }
@@ -342,7 +359,12 @@ impl Engine {
         self.save()?;
         let mut done: Vec<(PathBuf, PathBuf, Option<Vec<u8>>, FileMeta)> = Vec::new();
         for change in changes {
-            let undo = (change.path.clone(), change.real.clone(), change.old.clone(), change.meta.clone());
+            let undo = (
+                change.path.clone(),
+                change.real.clone(),
+                change.old.clone(),
+                change.meta.clone(),
+            );
             if let Err(e) = change.write() {
                 self.roll_back(&done);
                 self.state = before;
@@ -352,14 +374,7 @@ impl Engine {
             self.step();
             done.push(undo);
         }
-        for (path, ..) in &done {
-            if let Some(record) = self.state.files.get_mut(path) {
-                if let Some(pending) = record.pending.take() {
-                    record.written = pending;
-                }
-            }
-        }
-        self.save()
+        Ok(())
     }
 
     fn roll_back(&self, done: &[(PathBuf, PathBuf, Option<Vec<u8>>, FileMeta)]) {
@@ -390,7 +405,10 @@ impl Engine {
     }
 
     /// Plans the revert of one recorded file: its new content (`None`: remove it) and outcome.
-    fn plan_revert(current: Option<&[u8]>, record: &FileRecord) -> (Option<Option<Vec<u8>>>, Outcome) {
+    fn plan_revert(
+        current: Option<&[u8]>,
+        record: &FileRecord,
+    ) -> (Option<Option<Vec<u8>>>, Outcome) {
         let Some(current) = current else {
             return (None, Outcome::Unchanged);
         };
@@ -409,7 +427,12 @@ impl Engine {
         if new == current {
             return (None, Outcome::Unchanged);
         }
-        (Some(Some(new)), Outcome::EditsRemoved { missing: report.missing })
+        (
+            Some(Some(new)),
+            Outcome::EditsRemoved {
+                missing: report.missing,
+            },
+        )
     }
 
     /// Reverts every recorded file under `prefix` (all files for `/`), and forgets them.
@@ -450,7 +473,11 @@ impl Engine {
                 }
                 self.state.files.remove(&path);
             }
-            reverted.push(Reverted { path, outcome, diff });
+            reverted.push(Reverted {
+                path,
+                outcome,
+                diff,
+            });
         }
         if !dry_run {
             self.save()?;
@@ -465,8 +492,16 @@ pub fn unified_diff(path: &Path, old: Option<&[u8]>, new: Option<&[u8]>) -> Stri
     let new_text = String::from_utf8_lossy(new.unwrap_or_default());
     let name = path.display().to_string();
     let (a, b) = (
-        if old.is_some() { format!("a{name}") } else { "/dev/null".into() },
-        if new.is_some() { format!("b{name}") } else { "/dev/null".into() },
+        if old.is_some() {
+            format!("a{name}")
+        } else {
+            "/dev/null".into()
+        },
+        if new.is_some() {
+            format!("b{name}")
+        } else {
+            "/dev/null".into()
+        },
     );
     similar::TextDiff::from_lines(old_text.as_ref(), new_text.as_ref())
         .unified_diff()

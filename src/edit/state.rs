@@ -113,7 +113,8 @@ impl State {
         fsio::ensure_dir(dir, 0o700).map_err(|e| Error::io(dir, e))?;
         let mut bytes = serde_json::to_vec_pretty(self).expect("state serialises");
         bytes.push(b'\n');
-        fsio::write_atomic(&path, &bytes, &FileMeta::new_file(0o600)).map_err(|e| Error::io(STATE_FILE, e))
+        fsio::write_atomic(&path, &bytes, &FileMeta::new_file(0o600))
+            .map_err(|e| Error::io(STATE_FILE, e))
     }
 
     /// Whether hostcert has nothing recorded.
@@ -129,7 +130,10 @@ impl State {
 
 /// Hex SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Backups are binary-safe in JSON as base64.
@@ -139,7 +143,9 @@ mod b64 {
 
     pub fn serialize<S: Serializer>(value: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
         match value {
-            Some(bytes) => s.serialize_some(&base64::engine::general_purpose::STANDARD.encode(bytes)),
+            Some(bytes) => {
+                s.serialize_some(&base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
             None => s.serialize_none(),
         }
     }

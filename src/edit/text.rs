@@ -144,7 +144,10 @@ impl Text {
     pub fn append_word(&mut self, i: usize, key: &str, word: &str) -> Edit {
         let line = &mut self.lines[i];
         let (body, comment) = split_comment(&line.content);
-        let trimmed_len = body.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+        let trimmed_len = body
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |p| p + 1);
         let mut content = body[..trimmed_len].to_vec();
         content.push(b' ');
         content.extend_from_slice(word.as_bytes());
@@ -228,29 +231,35 @@ impl Text {
     }
 
     fn remove_word(&mut self, key: &str, word: &str) -> bool {
-        let Some(i) = self.lines.iter().position(|l| first_field(&l.content) == Some(key.as_bytes()))
+        let Some(i) = self
+            .lines
+            .iter()
+            .position(|l| first_field(&l.content) == Some(key.as_bytes()))
         else {
             return false;
         };
         let line = &mut self.lines[i];
         let (body, comment) = split_comment(&line.content);
-        let text = String::from_utf8_lossy(body).into_owned();
-        // Find the word as a whole field after the key, and remove it with the blank before it.
-        let mut search_from = key.len().min(text.len());
-        while let Some(pos) = text[search_from..].find(word) {
-            let start = search_from + pos;
-            let end = start + word.len();
-            let before_ok = text[..start].ends_with(|c: char| c.is_ascii_whitespace());
-            let after_ok = text[end..].is_empty() || text[end..].starts_with(|c: char| c.is_ascii_whitespace());
-            if before_ok && after_ok {
-                let cut_from = text[..start].trim_end_matches([' ', '\t']).len();
-                let mut content = text[..cut_from].as_bytes().to_vec();
-                content.extend_from_slice(text[end..].as_bytes());
+        let word = word.as_bytes();
+        let is_blank = |b: &u8| b.is_ascii_whitespace();
+        // Find the word as a whole field after the key, and remove it with the blanks before it.
+        let mut from = key.len().min(body.len());
+        while let Some(pos) = body[from..].windows(word.len()).position(|w| w == word) {
+            let (start, end) = (from + pos, from + pos + word.len());
+            let whole =
+                body[..start].last().is_some_and(is_blank) && body.get(end).is_none_or(is_blank);
+            if whole {
+                let cut_from = body[..start]
+                    .iter()
+                    .rposition(|b| !is_blank(b))
+                    .map_or(0, |p| p + 1);
+                let mut content = body[..cut_from].to_vec();
+                content.extend_from_slice(&body[end..]);
                 content.extend_from_slice(comment);
                 line.content = content;
                 return true;
             }
-            search_from = end;
+            from = end;
         }
         false
     }
@@ -305,7 +314,8 @@ mod tests {
     #[test]
     fn insert_then_revert_restores_bytes() {
         for original in [&b"a\nb\n"[..], b"a\r\nb\r\n", b"a\nb", b""] {
-            for at in [0, 1, Text::parse(original).len()] {
+            let len = Text::parse(original).len();
+            for at in [0, len / 2, len] {
                 let mut text = Text::parse(original);
                 let edit = text.insert_lines(at, vec!["# hostcert".into(), "x".into()]);
                 assert_ne!(text.render(), original);
@@ -330,7 +340,8 @@ mod tests {
             "HostKey k".to_string(),
             "# END hostcert".to_string(),
         ];
-        let mut text = Text::parse(b"# BEGIN hostcert\nHostKey k\nAdminLine yes\n# END hostcert\nPort 22\n");
+        let mut text =
+            Text::parse(b"# BEGIN hostcert\nHostKey k\nAdminLine yes\n# END hostcert\nPort 22\n");
         let report = text.revert(&[Edit::Lines { lines: block }]);
         assert_eq!(report.removed, 1);
         assert_eq!(text.render(), b"Port 22\n");
@@ -338,10 +349,18 @@ mod tests {
 
     #[test]
     fn altered_pam_line_keeps_the_admins_replacement() {
-        let run = vec!["# added by hostcert".to_string(), "session optional pam_mkhomedir.so".to_string()];
-        let mut text = Text::parse(b"a\n# added by hostcert\nsession optional pam_mkhomedir.so umask=0022\nb\n");
+        let run = vec![
+            "# added by hostcert".to_string(),
+            "session optional pam_mkhomedir.so".to_string(),
+        ];
+        let mut text = Text::parse(
+            b"a\n# added by hostcert\nsession optional pam_mkhomedir.so umask=0022\nb\n",
+        );
         text.revert(&[Edit::Lines { lines: run }]);
-        assert_eq!(text.render(), b"a\nsession optional pam_mkhomedir.so umask=0022\nb\n");
+        assert_eq!(
+            text.render(),
+            b"a\nsession optional pam_mkhomedir.so umask=0022\nb\n"
+        );
     }
 
     #[test]
@@ -355,10 +374,15 @@ mod tests {
             b"passwd:         files systemd hostcert # local first\ngroup: files hostcert\n"
         );
         // The admin adds a source after ours; revert keeps it.
-        let mut edited = Text::parse(b"passwd:         files systemd hostcert ldap # local first\ngroup: files hostcert\n");
+        let mut edited = Text::parse(
+            b"passwd:         files systemd hostcert ldap # local first\ngroup: files hostcert\n",
+        );
         let report = edited.revert(&[e1.clone(), e2.clone()]);
         assert_eq!(report.removed, 2);
-        assert_eq!(edited.render(), b"passwd:         files systemd ldap # local first\ngroup: files\n");
+        assert_eq!(
+            edited.render(),
+            b"passwd:         files systemd ldap # local first\ngroup: files\n"
+        );
         text.revert(&[e1, e2]);
         assert_eq!(text.render(), original);
     }
@@ -367,8 +391,13 @@ mod tests {
     fn missing_edits_are_reported_not_guessed() {
         let mut text = Text::parse(b"passwd: files\n");
         let report = text.revert(&[
-            Edit::Word { key: "passwd:".into(), word: "hostcert".into() },
-            Edit::Lines { lines: vec!["# hostcert marker".into()] },
+            Edit::Word {
+                key: "passwd:".into(),
+                word: "hostcert".into(),
+            },
+            Edit::Lines {
+                lines: vec!["# hostcert marker".into()],
+            },
         ]);
         assert_eq!(report.removed, 0);
         assert_eq!(report.missing.len(), 2);

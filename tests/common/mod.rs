@@ -30,7 +30,15 @@ fn key_tree() -> &'static Path {
             run(Command::new("ssh-keygen")
                 .args(["-q", "-s"])
                 .arg(dir.join("host_ca"))
-                .args(["-h", "-I", "host1.example.test", "-n", "host1.example.test", "-V", "-5m:+30d"])
+                .args([
+                    "-h",
+                    "-I",
+                    "host1.example.test",
+                    "-n",
+                    "host1.example.test",
+                    "-V",
+                    "-5m:+30d",
+                ])
                 .arg(dir.join(format!("etc/ssh/ssh_host_{key}_key.pub"))));
         }
         dir
@@ -39,7 +47,11 @@ fn key_tree() -> &'static Path {
 
 fn run(command: &mut Command) {
     let out = command.output().expect("command runs");
-    assert!(out.status.success(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A copy of a fixture tree to run hostcert on.
@@ -64,9 +76,15 @@ impl Tree {
 
     /// Fixture `layers` copied over each other (e.g. a target, then a shape or variant).
     pub fn with(layers: &[&str], extras: Extras) -> Tree {
-        let dir = tempfile::Builder::new().prefix("hostcert-tree").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hostcert-tree")
+            .tempdir()
+            .unwrap();
         for layer in layers {
-            run(Command::new("cp").arg("-a").arg(fixtures().join(layer).join(".")).arg(dir.path()));
+            run(Command::new("cp")
+                .args(["-a", "--remove-destination"])
+                .arg(fixtures().join(layer).join("."))
+                .arg(dir.path()));
         }
         let tree = Tree { dir };
         for key in ["rsa", "ecdsa", "ed25519"] {
@@ -131,7 +149,11 @@ impl Tree {
     /// Like [`Tree::hostcert`], with extra environment variables.
     pub fn hostcert_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hostcert"));
-        command.arg("--root").arg(self.path()).args(args).env_remove("HOSTCERT_TEST_CRASH_AFTER");
+        command
+            .arg("--root")
+            .arg(self.path())
+            .args(args)
+            .env_remove("HOSTCERT_TEST_CRASH_AFTER");
         command.envs(env.iter().copied());
         command.output().expect("hostcert runs")
     }
@@ -180,7 +202,10 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, Entry>) {
         } else if meta.is_dir() {
             collect(root, &path, files);
         } else {
-            files.insert(rel, Entry::File(std::fs::read(&path).unwrap(), meta.permissions().mode()));
+            files.insert(
+                rel,
+                Entry::File(std::fs::read(&path).unwrap(), meta.permissions().mode()),
+            );
         }
     }
 }
@@ -207,7 +232,12 @@ pub fn diff(before: &BTreeMap<PathBuf, Entry>, after: &BTreeMap<PathBuf, Entry>)
         if new.is_none() {
             out.push_str("(removed)\n");
         }
-        out.push_str(&similar::TextDiff::from_lines(&a, &b).unified_diff().context_radius(2).to_string());
+        out.push_str(
+            &similar::TextDiff::from_lines(&a, &b)
+                .unified_diff()
+                .context_radius(2)
+                .to_string(),
+        );
     }
     out
 }
