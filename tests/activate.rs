@@ -278,3 +278,115 @@ fn status_reports_files_certificates_and_warnings() {
     let sshd = &json["sshd"];
     assert_eq!(sshd["host_certificates"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn owner_mode_and_selinux_label_are_kept() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tree = Tree::new("centos7");
+    let path = tree.path().join("etc/ssh/sshd_config");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&path, Some(1234), Some(4321)).unwrap();
+    let label = "system_u:object_r:etc_t:s0";
+    xattr::set(&path, "security.selinux", label.as_bytes()).unwrap();
+    let check = |when: &str| {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o600, "{when}");
+        assert_eq!((meta.uid(), meta.gid()), (1234, 4321), "{when}");
+        let found = xattr::get(&path, "security.selinux").unwrap().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&found).trim_end_matches('\0'),
+            label,
+            "{when}"
+        );
+    };
+    tree.ok(&["activate", "--no-reload"]);
+    assert!(tree
+        .read("etc/ssh/sshd_config")
+        .contains("# BEGIN hostcert"));
+    check("after activate");
+    tree.ok(&["deactivate", "--no-reload"]);
+    check("after deactivate");
+}
+
+#[test]
+fn symlinks_are_followed_not_replaced() {
+    // The admin keeps pam.d/sshd elsewhere and links it, with an absolute link.
+    let tree = Tree::new("debian10");
+    std::fs::create_dir_all(tree.path().join("etc/site")).unwrap();
+    std::fs::rename(
+        tree.path().join("etc/pam.d/sshd"),
+        tree.path().join("etc/site/pam-sshd"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/etc/site/pam-sshd", tree.path().join("etc/pam.d/sshd")).unwrap();
+    let before = tree.files();
+    tree.ok(&["activate", "--no-reload"]);
+    let link = tree.path().join("etc/pam.d/sshd");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(tree
+        .read("etc/site/pam-sshd")
+        .contains("pam_mkhomedir.so skel=/etc/skel"));
+    let status = tree.ok(&["status"]);
+    assert!(status.contains("/etc/site/pam-sshd"), "{status}");
+    tree.ok(&["deactivate", "--no-reload"]);
+    assert_eq!(before, tree.files());
+}
+
+#[test]
+fn existing_mkhomedir_and_hostcert_sources_are_not_duplicated() {
+    let tree = Tree::with(
+        &["debian10"],
+        Extras {
+            certificates: false,
+            hostcert_modules: true,
+        },
+    );
+    let pam = tree.read("etc/pam.d/sshd");
+    tree.write(
+        "etc/pam.d/sshd",
+        &format!("{pam}session optional pam_mkhomedir.so umask=0022\n"),
+    );
+    let nss = tree
+        .read("etc/nsswitch.conf")
+        .replace("passwd:         files", "passwd:         files hostcert");
+    tree.write("etc/nsswitch.conf", &nss);
+    let before = tree.files();
+    tree.ok(&["activate", "--no-reload"]);
+    let after = tree.files();
+    assert_eq!(
+        before.get(std::path::Path::new("etc/pam.d/sshd")),
+        after.get(std::path::Path::new("etc/pam.d/sshd"))
+    );
+    let nss = tree.read("etc/nsswitch.conf");
+    assert_eq!(nss.matches("hostcert").count(), 2, "{nss}");
+    assert!(nss.contains("group:          files hostcert\n"), "{nss}");
+}
+
+#[test]
+fn hostcerts_own_file_edited_by_the_admin_is_replaced_and_still_removed() {
+    let tree = Tree::new("debian10");
+    let before = tree.files();
+    tree.ok(&["activate", "--no-reload"]);
+    tree.write(
+        "etc/hostcert/trusted_user_ca_keys.pub",
+        "ssh-ed25519 AAAA admin-pasted\n",
+    );
+    let status = tree.ok(&["status"]);
+    assert!(
+        status.contains("trusted_user_ca_keys.pub") && status.contains("changed since activation"),
+        "{status}"
+    );
+    tree.ok(&["activate", "--no-reload"]);
+    assert!(!tree
+        .read("etc/hostcert/trusted_user_ca_keys.pub")
+        .contains("admin-pasted"));
+    tree.ok(&["deactivate", "--no-reload"]);
+    let after = tree.files();
+    assert!(!after.contains_key(std::path::Path::new(
+        "etc/hostcert/trusted_user_ca_keys.pub"
+    )));
+    assert_eq!(before, after);
+}

@@ -298,10 +298,12 @@ impl Engine {
         if old.as_deref() == Some(new.as_slice()) && recorded {
             return Ok(None);
         }
+        // Edited since hostcert wrote it: the file without hostcert's lines is the new original.
+        // (A file hostcert owns keeps its original: hostcert's content replaces the edit.)
+        let edited_since =
+            |r: &FileRecord, old: &[u8]| !r.is_ours(old) && !r.is_original(Some(old));
         let rebase = match (record, &old) {
-            (Some(record), Some(old)) if !record.is_ours(old) && !record.is_original(Some(old)) => {
-                base
-            }
+            (Some(record), Some(old)) if !owned && edited_since(record, old) => base,
             _ => None,
         };
         let meta = FileMeta::of(&real)
