@@ -18,6 +18,13 @@ pub enum Exit {
     NotRoot = 4,
     /// This system is not one hostcert supports.
     Unsupported = 5,
+    /// The CA could not be reached or answered with a temporary failure: retry later.
+    Unavailable = 6,
+    /// The CA refused the request (bad, expired, replayed or revoked token or certificate).
+    Refused = 7,
+    /// The CA is not the one pinned: wrong root fingerprint, or a TLS certificate that does not
+    /// chain to the pinned root.
+    Untrusted = 8,
 }
 
 /// The help text's table of exit codes, kept beside the codes themselves.
@@ -28,7 +35,10 @@ Exit codes:
   2  bad input (wrong argument, malformed or missing file, corrupt state file)
   3  validation failed: the new configuration was refused, nothing changed / rolled back
   4  not root
-  5  unsupported system";
+  5  unsupported system
+  6  CA unreachable or temporarily failing: nothing changed, retry later
+  7  refused by the CA (token or certificate not accepted)
+  8  CA not trusted: wrong root fingerprint, or TLS certificate not from the pinned root";
 
 /// Everything that can go wrong in the agent's library.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +71,20 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The CA could not be reached, or failed in a way worth retrying.
+    #[error("CA unreachable, retry later: {0}")]
+    Unavailable(String),
+    /// The CA answered with a refusal.
+    #[error("refused by the CA ({status}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The CA's message, with a clock-skew hint where one applies.
+        message: String,
+    },
+    /// The CA is not the pinned one.
+    #[error("CA not trusted: {0}")]
+    Untrusted(String),
 }
 
 impl Error {
@@ -80,6 +104,9 @@ impl Error {
             Error::Validation(_) => Exit::ValidationFailed,
             Error::NotRoot => Exit::NotRoot,
             Error::Unsupported(_) => Exit::Unsupported,
+            Error::Unavailable(_) => Exit::Unavailable,
+            Error::Refused { .. } => Exit::Refused,
+            Error::Untrusted(_) => Exit::Untrusted,
         }
     }
 }

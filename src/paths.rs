@@ -29,10 +29,26 @@ pub const TRUSTED_USER_CA_KEYS: &str = "/etc/hostcert/trusted_user_ca_keys.pub";
 /// The user-CA keys the CA published (`/ssh/roots`), written when a certificate is fetched.
 pub const CA_USER_KEYS: &str = "/etc/hostcert/ca_user_keys.pub";
 
+/// hostcert's CA settings: the CA URL and the pinned root fingerprint (JSON).
+pub const CA_CONFIG: &str = "/etc/hostcert/ca.json";
+/// The pinned root certificate (PEM): the only TLS trust anchor for CA calls.
+pub const ROOT_CERT: &str = "/etc/hostcert/root_ca.crt";
+/// The CA's host keys (`/ssh/roots` hostKey), written with the certificates: what they must be
+/// signed by, and what a `@cert-authority` known_hosts line names.
+pub const CA_HOST_KEYS: &str = "/etc/hostcert/ca_host_keys.pub";
+/// The seed file for unattended enrollment: `HOSTCERT_*=value` lines, root-only.
+pub const SEED_FILE: &str = "/etc/hostcert/seed";
+
 /// hostcert's state directory.
 pub const STATE_DIR: &str = "/var/lib/hostcert";
 /// The activation state: what hostcert changed, with backups.
 pub const STATE_FILE: &str = "/var/lib/hostcert/state.json";
+
+/// Present once `hostcert enroll` has completed; the enroll timer's
+/// `ConditionPathExists=!` names it.
+pub const ENROLLED: &str = "/var/lib/hostcert/enrolled";
+/// What the host last registered in the inventory (JSON), so enroll can skip an identical call.
+pub const REGISTERED: &str = "/var/lib/hostcert/registered.json";
 
 /// PAM configuration of sshd.
 pub const PAM_SSHD: &str = "/etc/pam.d/sshd";

@@ -15,7 +15,7 @@ use crate::sshd::{self, certificate_path, SshdConfig};
 use crate::system::System;
 
 /// A certificate with less than this share of its lifetime left is due for renewal.
-const RENEW_FRACTION: u64 = 3;
+pub const RENEW_FRACTION: u64 = 3;
 
 /// The whole status, also the `--json` document (field names are a stable interface).
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +34,10 @@ pub struct Status {
     pub sshd: SshdStatus,
     /// The admin's own user-CA file, and whether hostcert's file carries its keys.
     pub admin_user_ca: Option<AdminCa>,
+    /// The CA URL pinned by bootstrap.
+    pub ca_url: Option<String>,
+    /// The pinned root's SHA-256 fingerprint.
+    pub root_fingerprint: Option<String>,
     /// The host certificates.
     pub certificates: Vec<CertificateStatus>,
     /// Problems to look at.
@@ -233,7 +237,16 @@ pub fn status(root: &Root, system: &dyn System) -> Result<Status> {
         certificates.push(status);
     }
 
+    let ca = match crate::config::load(root) {
+        Ok(ca) => ca,
+        Err(e) => {
+            warnings.push(e.to_string());
+            None
+        }
+    };
     Ok(Status {
+        ca_url: ca.as_ref().map(|c| c.ca_url.clone()),
+        root_fingerprint: ca.map(|c| c.fingerprint),
         active,
         distro,
         hostname,

@@ -2,6 +2,8 @@
 //! files, and a way to run the real `hostcert` binary on them.
 #![allow(dead_code)]
 
+pub mod ca;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
