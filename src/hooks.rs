@@ -15,18 +15,33 @@
 //! deactivates, in `prerm` / `%preun`, while every module file is still on disk; a CA that
 //! cannot be reached never fails an install: the seed is kept and `hostcert-enroll.timer`
 //! retries.
+//!
+//! deb's `postrm purge` runs after the binary is gone, so removal leaves it a list of the
+//! files hostcert created under `/etc/hostcert` ([`CREATED_FILES`]): purge deletes those and
+//! never a file the administrator put there (such as a seed file dropped in before install).
 
 use std::io::Write;
 
+use crate::activation::{self, Options};
+use crate::edit::fsio;
 use crate::error::{Error, Exit};
-use crate::paths::{Root, SYSTEMD_RUNNING};
+use crate::paths::{
+    Root, CA_CONFIG, CA_USER_KEYS, CONFIG_DIR, ENROLLED, ROOT_CERT, SEED_FILE, STATE_DIR,
+    SYSTEMD_RUNNING, TRUSTED_USER_CA_KEYS,
+};
+use crate::settings::{self, Effective, Flags, SETTINGS, TOKEN};
 use crate::system::{has_program, System};
+use crate::{config, enroll, inventory, keys};
 
 /// The systemd timers the agent package ships, enabled on install and stopped on removal.
 pub const TIMERS: [&str; 2] = ["hostcert-renew.timer", "hostcert-enroll.timer"];
 
-/// The seed file an unattended install reads, and where a pending enrollment is kept.
-pub const SEED_FILE: &str = "/etc/hostcert/seed";
+/// The files hostcert created under `/etc/hostcert`, one absolute path a line, for deb's
+/// `postrm purge` (`debian/postrm` reads it).
+pub const CREATED_FILES: &str = "/var/lib/hostcert/created-files";
+
+/// The files under `/etc/hostcert` that only hostcert writes.
+const OWN_FILES: [&str; 4] = [CA_CONFIG, ROOT_CERT, CA_USER_KEYS, TRUSTED_USER_CA_KEYS];
 
 const SYSTEMCTL: &str = "/bin/systemctl";
 const DEB_SYSTEMD_HELPER: &str = "/usr/bin/deb-systemd-helper";
@@ -87,11 +102,9 @@ pub struct Facts {
 /// One step of a hook, in the order [`plan`] lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Enroll from the seeds, skipping what is done; an unreachable CA keeps the seed for
-    /// `hostcert-enroll.timer` instead of failing.
+    /// Enroll from the seeds, skipping what is done (new answers redo the steps they change);
+    /// an unreachable CA keeps the seed for `hostcert-enroll.timer` instead of failing.
     Enroll,
-    /// Enroll again with the (new) answers, also redoing steps already done: `dpkg-reconfigure`.
-    Reenroll,
     /// Remove the host from the inventory; failure is reported, never fatal.
     Unregister,
     /// Revert every change activation made (sshd, PAM, NSS); failure stops the removal.
@@ -105,15 +118,8 @@ pub enum Action {
     StopTimers,
     /// Say that nothing was enrolled and how to enroll.
     PrintHowToEnroll,
-}
-
-/// The result of an enrollment attempt that did not fail outright.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnrollOutcome {
-    /// The host is enrolled.
-    Enrolled,
-    /// The CA could not be reached (the agent's distinct exit code): nothing was changed.
-    CaUnreachable(String),
+    /// Add hostcert's own files under `/etc/hostcert` to [`CREATED_FILES`] for a later purge.
+    RecordCreatedFiles,
 }
 
 /// Why a hook failed.
@@ -128,6 +134,12 @@ pub enum HookError {
         script: Script,
         /// The arguments as given.
         args: Vec<String>,
+    },
+    /// The host's state could not be read.
+    #[error("reading the host's state: {source}")]
+    Facts {
+        /// The agent's error.
+        source: Error,
     },
     /// An action failed.
     #[error("{action:?} failed: {source}")]
@@ -144,26 +156,81 @@ impl HookError {
     pub fn exit(&self) -> Exit {
         match self {
             HookError::Arguments { .. } => Exit::BadInput,
-            HookError::Action { source, .. } => source.exit(),
+            HookError::Facts { source } | HookError::Action { source, .. } => source.exit(),
         }
     }
 }
 
-/// The agent operations a hook needs, implemented by the CLI with the agent's library.
+/// The agent operations a hook needs: [`Agent`] on a real host, a recorder in tests.
 pub trait HookEnv {
-    /// How far this host's enrollment got.
-    fn enrollment(&self) -> Result<Enrollment, Error>;
-    /// Whether enrollment settings are available (flags aside: environment or seed file).
-    fn seeded(&self) -> Result<bool, Error>;
-    /// `hostcert enroll`; with `again`, redo the steps already done (new answers).
-    fn enroll(&mut self, again: bool) -> Result<EnrollOutcome, Error>;
-    /// Writes the effective settings, token included, to [`SEED_FILE`] (root-only, 0600), so
-    /// the enroll timer can retry what the environment carried.
-    fn save_seed(&mut self) -> Result<(), Error>;
+    /// The effective settings (environment, which carries the debconf answers, then the seed
+    /// file).
+    fn settings(&self) -> Result<Effective, Error>;
+    /// `hostcert enroll` with `settings`. [`Error::Unavailable`] (the CA cannot be reached,
+    /// nothing changed) does not fail the hook: the seed is saved and the enroll timer retries.
+    fn enroll(&mut self, settings: &Effective) -> Result<(), Error>;
     /// `hostcert unregister`.
     fn unregister(&mut self) -> Result<(), Error>;
     /// `hostcert deactivate`.
     fn deactivate(&mut self) -> Result<(), Error>;
+}
+
+/// The agent's own library behind [`HookEnv`], on the tree at `root`.
+pub struct Agent<'a> {
+    root: &'a Root,
+    system: &'a dyn System,
+}
+
+impl<'a> Agent<'a> {
+    /// The agent working on `root`, running commands through `system`.
+    pub fn new(root: &'a Root, system: &'a dyn System) -> Self {
+        Agent { root, system }
+    }
+}
+
+impl HookEnv for Agent<'_> {
+    fn settings(&self) -> Result<Effective, Error> {
+        settings::resolve(self.root, &Flags::default(), &settings::process_env)
+    }
+
+    fn enroll(&mut self, settings: &Effective) -> Result<(), Error> {
+        enroll::enroll(self.root, self.system, settings, false, false).map(drop)
+    }
+
+    fn unregister(&mut self) -> Result<(), Error> {
+        inventory::unregister(self.root, None).map(drop)
+    }
+
+    fn deactivate(&mut self) -> Result<(), Error> {
+        activation::deactivate(self.root, self.system, &Options::default()).map(drop)
+    }
+}
+
+/// How far enrollment got on `root`: the marker `hostcert enroll` writes last, else the CA
+/// settings bootstrap stores first.
+pub fn enrollment(root: &Root) -> Result<Enrollment, Error> {
+    Ok(if root.join(ENROLLED).exists() {
+        Enrollment::Complete
+    } else if config::load(root)?.is_some() {
+        Enrollment::Incomplete
+    } else {
+        Enrollment::None
+    })
+}
+
+/// The seed file holding `settings`, token included (`KEY=value` lines, environment names).
+pub fn seed_text(settings: &Effective) -> String {
+    let mut text =
+        String::from("# Written by hostcert: an enrollment is pending (the CA was unreachable).\n");
+    for setting in SETTINGS.iter().filter(|s| s.env != TOKEN.env) {
+        if let Some(value) = settings.get(setting) {
+            text.push_str(&format!("{}={value}\n", setting.env));
+        }
+    }
+    if let Some(token) = settings.token() {
+        text.push_str(&format!("{}={}\n", TOKEN.env, token.expose()));
+    }
+    text
 }
 
 /// The actions for `script` called with `args` on a host described by `facts`.
@@ -251,19 +318,19 @@ fn upgrade(facts: &Facts) -> Vec<Action> {
 
 fn reconfigure(facts: &Facts) -> Vec<Action> {
     if facts.seeded {
-        vec![Action::RestartTimers, Action::Reenroll]
+        vec![Action::RestartTimers, Action::Enroll]
     } else {
         vec![Action::RestartTimers, Action::PrintHowToEnroll]
     }
 }
 
 fn remove(facts: &Facts) -> Vec<Action> {
-    match facts.enrollment {
-        Enrollment::None => vec![Action::StopTimers, Action::Deactivate],
-        Enrollment::Incomplete | Enrollment::Complete => {
-            vec![Action::StopTimers, Action::Unregister, Action::Deactivate]
-        }
+    let mut actions = vec![Action::StopTimers];
+    if facts.enrollment != Enrollment::None {
+        actions.push(Action::Unregister);
     }
+    actions.extend([Action::Deactivate, Action::RecordCreatedFiles]);
+    actions
 }
 
 /// Gathers the facts, plans and runs: the whole `hostcert hook` command.
@@ -279,14 +346,18 @@ pub fn dispatch(
     system: &dyn System,
     out: &mut dyn Write,
 ) -> Result<(), HookError> {
-    let fact = |action: Action, e: Error| HookError::Action { action, source: e };
     let facts = Facts {
-        enrollment: env.enrollment().map_err(|e| fact(Action::Enroll, e))?,
-        seeded: env.seeded().map_err(|e| fact(Action::Enroll, e))?,
+        enrollment: enrollment(root).map_err(|source| HookError::Facts { source })?,
+        seeded: seeded(&*env).map_err(|source| HookError::Facts { source })?,
         reconfigure: std::env::var_os("DEBCONF_RECONFIGURE").is_some_and(|v| v == "1"),
     };
     let actions = plan(format, script, args, &facts)?;
     run(format, &actions, env, root, system, out)
+}
+
+/// Whether settings name a CA to enroll with (the rest is enroll's to check).
+fn seeded(env: &dyn HookEnv) -> Result<bool, Error> {
+    Ok(env.settings()?.get(&settings::CA_URL).is_some())
 }
 
 /// Carries out `actions` in order; stops at the first one that fails (an unreachable CA and
@@ -307,19 +378,21 @@ pub fn run(
     for &action in actions {
         let failed = |source| HookError::Action { action, source };
         match action {
-            Action::Enroll | Action::Reenroll => {
-                match env.enroll(action == Action::Reenroll).map_err(failed)? {
-                    EnrollOutcome::Enrolled => say(out, "hostcert: enrolled"),
-                    EnrollOutcome::CaUnreachable(why) => {
-                        env.save_seed().map_err(failed)?;
+            Action::Enroll => {
+                let settings = env.settings().map_err(failed)?;
+                match env.enroll(&settings) {
+                    Ok(()) => say(out, "hostcert: enrolled"),
+                    Err(Error::Unavailable(why)) => {
+                        keep_seed(root, &settings).map_err(failed)?;
                         say(
-                        out,
-                        &format!(
-                            "hostcert: the CA cannot be reached ({why}); the settings are kept in {SEED_FILE} \
-                             and hostcert-enroll.timer retries until the host is enrolled"
-                        ),
-                    );
+                            out,
+                            &format!(
+                                "hostcert: the CA cannot be reached ({why}); the settings are kept in \
+                                 {SEED_FILE} and hostcert-enroll.timer retries until the host is enrolled"
+                            ),
+                        );
                     }
+                    Err(e) => return Err(failed(e)),
                 }
             }
             Action::Unregister => {
@@ -335,9 +408,45 @@ pub fn run(
             Action::RestartTimers => units.restart(out),
             Action::StopTimers => units.stop(out),
             Action::PrintHowToEnroll => say(out, &how_to_enroll(format)),
+            Action::RecordCreatedFiles => {
+                let existing: Vec<&str> = OWN_FILES
+                    .into_iter()
+                    .filter(|f| root.join(f).exists())
+                    .collect();
+                record_created(root, &existing).map_err(failed)?;
+            }
         }
     }
     Ok(())
+}
+
+/// Writes `settings` to the seed file for the enroll timer, unless the administrator's seed
+/// file is there already (then it is what the timer reads, and it stays as it is).
+fn keep_seed(root: &Root, settings: &Effective) -> Result<(), Error> {
+    if root.join(SEED_FILE).exists() {
+        return Ok(());
+    }
+    fsio::ensure_dir(&root.join(CONFIG_DIR), 0o755).map_err(|e| Error::io(CONFIG_DIR, e))?;
+    keys::write(root, SEED_FILE, seed_text(settings).as_bytes(), 0o600)?;
+    record_created(root, &[SEED_FILE])
+}
+
+/// Adds `paths` to [`CREATED_FILES`], each once.
+fn record_created(root: &Root, paths: &[&str]) -> Result<(), Error> {
+    let list = root.join(CREATED_FILES);
+    let mut lines: Vec<String> = match std::fs::read_to_string(&list) {
+        Ok(text) => text.lines().map(str::to_string).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(Error::io(CREATED_FILES, e)),
+    };
+    for path in paths {
+        if !lines.iter().any(|l| l == path) {
+            lines.push((*path).to_string());
+        }
+    }
+    fsio::ensure_dir(&root.join(STATE_DIR), 0o700).map_err(|e| Error::io(STATE_DIR, e))?;
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    keys::write(root, CREATED_FILES, text.as_bytes(), 0o600)
 }
 
 fn how_to_enroll(format: PackageFormat) -> String {
@@ -651,7 +760,7 @@ mod tests {
         f.reconfigure = true;
         assert_eq!(
             ok(Deb, Script::Postinst, "configure 0.1.0-1", &f),
-            vec![RestartTimers, Reenroll]
+            vec![RestartTimers, Enroll]
         );
         f.seeded = false;
         assert_eq!(
@@ -707,16 +816,16 @@ mod tests {
     fn deb_remove_and_purge() {
         assert_eq!(
             ok(Deb, Script::Prerm, "remove", &ENROLLED),
-            vec![StopTimers, Unregister, Deactivate]
+            vec![StopTimers, Unregister, Deactivate, RecordCreatedFiles]
         );
         assert_eq!(
             ok(Deb, Script::Prerm, "remove", &PARTIAL),
-            vec![StopTimers, Unregister, Deactivate]
+            vec![StopTimers, Unregister, Deactivate, RecordCreatedFiles]
         );
         // Never enrolled: nothing to unregister, deactivation is a no-op but still run.
         assert_eq!(
             ok(Deb, Script::Prerm, "remove", &FRESH),
-            vec![StopTimers, Deactivate]
+            vec![StopTimers, Deactivate, RecordCreatedFiles]
         );
         assert_eq!(
             ok(
@@ -725,7 +834,7 @@ mod tests {
                 "deconfigure in-favour x 1 removing hostcert 0.1.0-1",
                 &ENROLLED
             ),
-            vec![StopTimers, Unregister, Deactivate]
+            vec![StopTimers, Unregister, Deactivate, RecordCreatedFiles]
         );
         // By postrm the binary is gone: purge is the shell's db_purge and file removal.
         assert_eq!(ok(Deb, Script::Postrm, "remove", &ENROLLED), vec![]);
@@ -759,11 +868,11 @@ mod tests {
         // Erase.
         assert_eq!(
             ok(Rpm, Script::Preun, "0", &ENROLLED),
-            vec![StopTimers, Unregister, Deactivate]
+            vec![StopTimers, Unregister, Deactivate, RecordCreatedFiles]
         );
         assert_eq!(
             ok(Rpm, Script::Preun, "0", &FRESH),
-            vec![StopTimers, Deactivate]
+            vec![StopTimers, Deactivate, RecordCreatedFiles]
         );
         assert_eq!(ok(Rpm, Script::Postun, "0", &ENROLLED), vec![]);
     }
@@ -787,47 +896,55 @@ mod tests {
         }
     }
 
-    /// Records the agent operations; enrollment answers from `outcome`.
+    /// Records the agent operations; `enroll` answers with `enroll_result`.
     struct Env {
         calls: Vec<String>,
-        outcome: Result<EnrollOutcome, ()>,
+        enroll_result: fn() -> Result<(), Error>,
         unregister_fails: bool,
     }
 
     impl Env {
-        fn new(outcome: Result<EnrollOutcome, ()>) -> Self {
+        fn new(enroll_result: fn() -> Result<(), Error>) -> Self {
             Env {
                 calls: vec![],
-                outcome,
+                enroll_result,
                 unregister_fails: false,
             }
         }
     }
 
+    fn enrolled() -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn ca_down() -> Result<(), Error> {
+        Err(Error::Unavailable("connection refused".into()))
+    }
+
+    fn bad_token() -> Result<(), Error> {
+        Err(Error::BadInput("token expired".into()))
+    }
+
     impl HookEnv for Env {
-        fn enrollment(&self) -> Result<Enrollment, Error> {
-            Ok(Enrollment::None)
+        fn settings(&self) -> Result<Effective, Error> {
+            let empty = tempfile::tempdir().unwrap();
+            let env = |name: &str| match name {
+                "HOSTCERT_CA_URL" => Some("https://ca.example.test:8443".to_string()),
+                "HOSTCERT_TAGS" => Some("env=prod".to_string()),
+                "HOSTCERT_TOKEN" => Some("secret-token".to_string()),
+                _ => None,
+            };
+            settings::resolve(&Root::new(empty.path()), &Flags::default(), &env)
         }
-        fn seeded(&self) -> Result<bool, Error> {
-            Ok(true)
-        }
-        fn enroll(&mut self, again: bool) -> Result<EnrollOutcome, Error> {
-            self.calls.push(format!("enroll again={again}"));
-            self.outcome
-                .clone()
-                .map_err(|()| Error::BadInput("token expired".into()))
-        }
-        fn save_seed(&mut self) -> Result<(), Error> {
-            self.calls.push("save_seed".into());
-            Ok(())
+        fn enroll(&mut self, settings: &Effective) -> Result<(), Error> {
+            assert_eq!(settings.token().map(|t| t.expose()), Some("secret-token"));
+            self.calls.push("enroll".into());
+            (self.enroll_result)()
         }
         fn unregister(&mut self) -> Result<(), Error> {
             self.calls.push("unregister".into());
             if self.unregister_fails {
-                return Err(Error::Command {
-                    command: "unregister".into(),
-                    message: "connection refused".into(),
-                });
+                return Err(Error::Unavailable("connection refused".into()));
             }
             Ok(())
         }
@@ -854,11 +971,11 @@ mod tests {
         }
     }
 
-    /// A root with the given programs, where systemd is not running.
-    fn tree(programs: &[&str]) -> tempfile::TempDir {
+    /// A root with the given (empty) files, where systemd is not running.
+    fn tree(files: &[&str]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        for program in programs {
-            let path = dir.path().join(program.trim_start_matches('/'));
+        for file in files {
+            let path = dir.path().join(file.trim_start_matches('/'));
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "").unwrap();
         }
@@ -869,9 +986,8 @@ mod tests {
         format: PackageFormat,
         actions: &[Action],
         env: &mut Env,
-        programs: &[&str],
+        dir: &tempfile::TempDir,
     ) -> (Result<(), HookError>, Vec<String>, String) {
-        let dir = tree(programs);
         let system = Commands::default();
         let mut out = Vec::new();
         let result = run(
@@ -889,32 +1005,84 @@ mod tests {
         )
     }
 
+    fn created_files(dir: &tempfile::TempDir) -> String {
+        let list = dir.path().join(CREATED_FILES.trim_start_matches('/'));
+        std::fs::read_to_string(list).unwrap_or_default()
+    }
+
     #[test]
     fn unreachable_ca_keeps_the_seed_and_succeeds() {
-        let mut env = Env::new(Ok(EnrollOutcome::CaUnreachable(
-            "connection refused".into(),
-        )));
-        let (result, _, out) = run_in(Deb, &[Enroll], &mut env, &[]);
+        use std::os::unix::fs::PermissionsExt;
+        let mut env = Env::new(ca_down);
+        let dir = tree(&[]);
+        let (result, _, out) = run_in(Deb, &[Enroll], &mut env, &dir);
         result.unwrap();
-        assert_eq!(env.calls, ["enroll again=false", "save_seed"]);
+        assert_eq!(env.calls, ["enroll"]);
         assert!(out.contains("hostcert-enroll.timer retries"), "{out}");
-        assert!(out.contains(SEED_FILE), "{out}");
+        assert!(!out.contains("secret-token"), "{out}");
+        // The settings the environment carried, token included, in a root-only seed file...
+        let seed = dir.path().join(SEED_FILE.trim_start_matches('/'));
+        let text = std::fs::read_to_string(&seed).unwrap();
+        assert!(
+            text.contains("\nHOSTCERT_CA_URL=https://ca.example.test:8443\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nHOSTCERT_TAGS=env=prod\n"), "{text}");
+        assert!(text.ends_with("\nHOSTCERT_TOKEN=secret-token\n"), "{text}");
+        let mode = std::fs::metadata(&seed).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // ...which the agent reads back as they were.
+        let back = settings::resolve(&Root::new(dir.path()), &Flags::default(), &|_| None).unwrap();
+        assert_eq!(back.get(&settings::TAGS), Some("env=prod"));
+        assert_eq!(back.token().map(|t| t.expose()), Some("secret-token"));
+        // hostcert wrote it, so a purge removes it.
+        assert_eq!(created_files(&dir), format!("{SEED_FILE}\n"));
+    }
+
+    #[test]
+    fn a_seed_file_the_admin_dropped_in_is_kept_and_never_listed_for_purge() {
+        let mut env = Env::new(ca_down);
+        let dir = tree(&[SEED_FILE, CA_CONFIG, ROOT_CERT]);
+        let (result, _, _) = run_in(
+            Deb,
+            &[Enroll, RecordCreatedFiles, RecordCreatedFiles],
+            &mut env,
+            &dir,
+        );
+        result.unwrap();
+        let seed = dir.path().join(SEED_FILE.trim_start_matches('/'));
+        assert_eq!(std::fs::read_to_string(seed).unwrap(), "");
+        assert_eq!(created_files(&dir), format!("{CA_CONFIG}\n{ROOT_CERT}\n"));
     }
 
     #[test]
     fn failed_enrollment_fails_the_hook_with_the_agents_code() {
-        let mut env = Env::new(Err(()));
-        let (result, _, _) = run_in(Rpm, &[Reenroll, EnableTimers], &mut env, &[]);
+        let mut env = Env::new(bad_token);
+        let (result, _, _) = run_in(Rpm, &[Enroll, EnableTimers], &mut env, &tree(&[]));
         let err = result.expect_err("enroll failed");
         assert_eq!(err.exit(), Exit::BadInput);
-        assert_eq!(env.calls, ["enroll again=true"]);
+        assert_eq!(env.calls, ["enroll"]);
+    }
+
+    #[test]
+    fn successful_enrollment_keeps_going() {
+        let mut env = Env::new(enrolled);
+        let (result, _, out) = run_in(Deb, &[Enroll, RecordCreatedFiles], &mut env, &tree(&[]));
+        result.unwrap();
+        assert_eq!(env.calls, ["enroll"]);
+        assert!(out.contains("hostcert: enrolled"), "{out}");
     }
 
     #[test]
     fn unregister_is_best_effort_and_deactivate_follows() {
-        let mut env = Env::new(Ok(EnrollOutcome::Enrolled));
+        let mut env = Env::new(enrolled);
         env.unregister_fails = true;
-        let (result, _, out) = run_in(Deb, &[StopTimers, Unregister, Deactivate], &mut env, &[]);
+        let (result, _, out) = run_in(
+            Deb,
+            &[StopTimers, Unregister, Deactivate],
+            &mut env,
+            &tree(&[]),
+        );
         result.unwrap();
         assert_eq!(env.calls, ["unregister", "deactivate"]);
         assert!(out.contains("could not unregister"), "{out}");
@@ -922,12 +1090,12 @@ mod tests {
 
     #[test]
     fn deb_enables_through_deb_systemd_helper_without_starting_when_systemd_is_down() {
-        let mut env = Env::new(Ok(EnrollOutcome::Enrolled));
+        let mut env = Env::new(enrolled);
         let (result, commands, out) = run_in(
             Deb,
             &[EnableTimers, PrintHowToEnroll],
             &mut env,
-            &[DEB_SYSTEMD_HELPER, SYSTEMCTL],
+            &tree(&[DEB_SYSTEMD_HELPER, SYSTEMCTL]),
         );
         result.unwrap();
         assert_eq!(
@@ -944,12 +1112,12 @@ mod tests {
 
     #[test]
     fn rpm_enables_and_disables_with_systemctl_and_never_starts_without_systemd() {
-        let mut env = Env::new(Ok(EnrollOutcome::Enrolled));
+        let mut env = Env::new(enrolled);
         let (result, commands, _) = run_in(
             Rpm,
             &[EnableTimers, RestartTimers, StopTimers],
             &mut env,
-            &[SYSTEMCTL],
+            &tree(&[SYSTEMCTL]),
         );
         result.unwrap();
         assert_eq!(
@@ -963,8 +1131,8 @@ mod tests {
 
     #[test]
     fn no_systemctl_is_a_warning_not_a_failure() {
-        let mut env = Env::new(Ok(EnrollOutcome::Enrolled));
-        let (result, commands, out) = run_in(Rpm, &[EnableTimers], &mut env, &[]);
+        let mut env = Env::new(enrolled);
+        let (result, commands, out) = run_in(Rpm, &[EnableTimers], &mut env, &tree(&[]));
         result.unwrap();
         assert!(commands.is_empty());
         assert!(out.contains("timers are not enabled"), "{out}");

@@ -9,17 +9,33 @@
 //! - [`activation`]: activate / deactivate, which plan the transformations and run the engine;
 //! - [`host`]: the host's own name;
 //! - [`status`]: what is active, the effective sshd values and the host certificates;
+//! - [`ca`]: the one HTTP client of the CA (pinned root, typed errors, clock-skew detection);
+//! - [`config`]: the CA URL and pinned root under `/etc/hostcert`, and `bootstrap`;
+//! - [`keys`]: the host keys sshd offers, generating missing ones;
+//! - [`certificate`]: signing every host key with one token, verification, renewal;
+//! - [`inventory`]: register / unregister, authenticated by the host certificate;
+//! - [`settings`]: every enrollment setting once (flag, environment, seed file, debconf);
+//! - [`enroll`]: bootstrap → certificate → activate → register, resumable;
+//! - [`hooks`]: the package maintainer scripts' logic (plan per script and arguments, then run);
 //! - [`cli`]: the command line, exit codes and output.
 
 pub mod activation;
+pub mod ca;
+pub mod certificate;
 pub mod cli;
+pub mod config;
 pub mod distro;
 pub mod edit;
+pub mod enroll;
 pub mod error;
+pub mod hooks;
 pub mod host;
+pub mod inventory;
+pub mod keys;
 pub mod nss;
 pub mod pam;
 pub mod paths;
+pub mod settings;
 pub mod sshd;
 pub mod status;
 pub mod system;
