@@ -373,45 +373,35 @@ fn sshpop_proof(cert: &Certificate, claims: &hostcert_proto::sshpop::Claims) -> 
 
 async fn ssh_renew(State(s): State<Arc<AppState>>, body: Bytes) -> ApiResult {
     let req: wire::RenewRequest = parse(&body)?;
-    let now = hostcert_proto::now();
-    let (cert, claims) = s
-        .checker
-        .sshpop_token(&req.ott, paths::SSH_RENEW, &s.host_ca, now)?;
-    let window = s
-        .policy
-        .window(now, None, None)
-        .map_err(ApiError::bad_request)?;
-    let issue_req = Issue {
-        key_id: cert.key_id().to_string(),
-        principals: cert.valid_principals().to_vec(),
-        public_key: cert.public_key().clone(),
-        window,
-        auth: Auth::Sshpop(sshpop_proof(&cert, &claims)),
-        renews: Some(cert.serial()),
-    };
-    issue(&s, issue_req, now).await
+    reissue(&s, &req.ott, paths::SSH_RENEW, None).await
 }
 
 async fn ssh_rekey(State(s): State<Arc<AppState>>, body: Bytes) -> ApiResult {
     let req: wire::RekeyRequest = parse(&body)?;
+    let new_key = public_key(&req.public_key)?;
+    reissue(&s, &req.ott, paths::SSH_REKEY, Some(new_key)).await
+}
+
+/// Renew (`new_key` None: same key, supersedes the presented serial) and rekey (a new key; the
+/// presenting certificate stays valid, since agents certify their other host keys this way):
+/// a certificate for the SSHPOP-presented certificate's key ID and principals.
+async fn reissue(s: &AppState, ott: &str, path: &str, new_key: Option<KeyData>) -> ApiResult {
     let now = hostcert_proto::now();
-    let (cert, claims) = s
-        .checker
-        .sshpop_token(&req.ott, paths::SSH_REKEY, &s.host_ca, now)?;
+    let (cert, claims) = s.checker.sshpop_token(ott, path, &s.host_ca, now)?;
     let window = s
         .policy
         .window(now, None, None)
         .map_err(ApiError::bad_request)?;
-    // The presenting certificate stays valid: agents certify their other host keys this way.
+    let renews = new_key.is_none().then(|| cert.serial());
     let issue_req = Issue {
         key_id: cert.key_id().to_string(),
         principals: cert.valid_principals().to_vec(),
-        public_key: public_key(&req.public_key)?,
+        public_key: new_key.unwrap_or_else(|| cert.public_key().clone()),
         window,
         auth: Auth::Sshpop(sshpop_proof(&cert, &claims)),
-        renews: None,
+        renews,
     };
-    issue(&s, issue_req, now).await
+    issue(s, issue_req, now).await
 }
 
 async fn ssh_hosts(State(s): State<Arc<AppState>>) -> ApiResult {
