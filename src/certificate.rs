@@ -29,6 +29,7 @@ use ssh_key::{Certificate, Fingerprint, HashAlg, PrivateKey, PublicKey};
 use crate::activation::{self, require_root};
 use crate::ca::Client;
 use crate::config;
+use crate::created;
 use crate::distro::Distro;
 use crate::error::{Error, Result};
 use crate::host::fqdn;
@@ -379,7 +380,7 @@ fn write(
         let text = cert
             .to_openssh()
             .map_err(|e| Error::BadInput(format!("{path}: cannot encode the certificate: {e}")))?;
-        keys::write(root, &path, format!("{text}\n").as_bytes(), 0o644)?;
+        created::write(root, &path, format!("{text}\n").as_bytes(), 0o644)?;
         report.issued.push(Issued {
             path,
             serial: cert.serial(),
@@ -401,8 +402,8 @@ fn write(
     }
     crate::edit::fsio::ensure_dir(&root.join(CONFIG_DIR), 0o755)
         .map_err(|e| Error::io(CONFIG_DIR, e))?;
-    keys::write(root, CA_USER_KEYS, user_keys.as_bytes(), 0o644)?;
-    keys::write(root, CA_HOST_KEYS, host_keys.as_bytes(), 0o644)?;
+    created::write(root, CA_USER_KEYS, user_keys.as_bytes(), 0o644)?;
+    created::write(root, CA_HOST_KEYS, host_keys.as_bytes(), 0o644)?;
     Ok(report)
 }
 

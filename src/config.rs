@@ -2,14 +2,13 @@
 //! ([`CA_CONFIG`]), and the root certificate itself ([`ROOT_CERT`]); and `hostcert bootstrap`,
 //! which creates them.
 
-use std::path::Path;
-
 use hostcert_proto::api;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::require_root;
 use crate::ca::{self, Client};
-use crate::edit::fsio::{self, FileMeta};
+use crate::created;
+use crate::edit::fsio;
 use crate::error::{Error, Result};
 use crate::paths::{Root, CA_CONFIG, CA_HOST_KEYS, CONFIG_DIR, REGISTERED, ROOT_CERT};
 
@@ -106,14 +105,9 @@ fn store(root: &Root, config: &CaConfig, pem: &str) -> Result<bool> {
             fsio::remove(&root.join(stale)).map_err(|e| Error::io(stale, e))?;
         }
     }
-    write(root, ROOT_CERT, pem.as_bytes())?;
+    created::write(root, ROOT_CERT, pem.as_bytes(), 0o644)?;
     let mut json = serde_json::to_vec_pretty(config).expect("config serialises");
     json.push(b'\n');
-    write(root, CA_CONFIG, &json)?;
+    created::write(root, CA_CONFIG, &json, 0o644)?;
     Ok(true)
-}
-
-fn write(root: &Root, path: &str, bytes: &[u8]) -> Result<()> {
-    fsio::write_atomic(&root.join(path), bytes, &FileMeta::new_file(0o644))
-        .map_err(|e| Error::io(Path::new(path), e))
 }

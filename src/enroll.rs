@@ -16,10 +16,12 @@
 use crate::activation::{self, require_root};
 use crate::certificate::{self, read_certificate};
 use crate::config;
+use crate::created;
+use crate::edit::fsio;
 use crate::error::{Error, Result};
 use crate::inventory::{self, Registration};
 use crate::keys::{self, KeyType};
-use crate::paths::{Root, CA_USER_KEYS, ENROLLED, STATE_DIR};
+use crate::paths::{Root, CA_USER_KEYS, ENROLLED, ENROLL_FAILED, STATE_DIR};
 use crate::settings::{self, Effective};
 use crate::system::System;
 
@@ -62,7 +64,8 @@ fn crash_after(step: &str) {
     }
 }
 
-/// Runs (or with `check`, plans) the enrollment.
+/// Runs (or with `check`, plans) the enrollment. A failed run is recorded in
+/// [`ENROLL_FAILED`] (time, exit code, reason) for `status`, until a run succeeds.
 pub fn enroll(
     root: &Root,
     system: &dyn System,
@@ -71,6 +74,58 @@ pub fn enroll(
     no_reload: bool,
 ) -> Result<Report> {
     require_root(root)?;
+    let result = run(root, system, settings, check, no_reload);
+    if !check {
+        let recorded = match &result {
+            Ok(_) => {
+                fsio::remove(&root.join(ENROLL_FAILED)).map_err(|e| Error::io(ENROLL_FAILED, e))
+            }
+            Err(e) => record_failure(root, e),
+        };
+        // Recording is for the operator's convenience: never let it hide the real outcome.
+        if let Err(record_error) = recorded {
+            tracing::warn!("{record_error}");
+        }
+    }
+    result
+}
+
+/// Why the last enrollment failed, if it did.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Failure {
+    /// When (Unix seconds).
+    pub at: u64,
+    /// The exit code it ended with.
+    pub exit: u8,
+    /// The reason.
+    pub reason: String,
+}
+
+fn record_failure(root: &Root, error: &Error) -> Result<()> {
+    let failure = Failure {
+        at: hostcert_proto::now(),
+        exit: error.exit() as u8,
+        reason: error.to_string(),
+    };
+    fsio::ensure_dir(&root.join(STATE_DIR), 0o700).map_err(|e| Error::io(STATE_DIR, e))?;
+    let mut json = serde_json::to_vec_pretty(&failure).expect("failure serialises");
+    json.push(b'\n');
+    created::write(root, ENROLL_FAILED, &json, 0o600)
+}
+
+/// The last enrollment failure, while no enrollment has succeeded since.
+pub fn last_failure(root: &Root) -> Option<Failure> {
+    let bytes = std::fs::read(root.join(ENROLL_FAILED)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn run(
+    root: &Root,
+    system: &dyn System,
+    settings: &Effective,
+    check: bool,
+    no_reload: bool,
+) -> Result<Report> {
     let mut report = Report {
         check,
         ..Report::default()
@@ -216,9 +271,8 @@ pub fn enroll(
             .notes
             .push("the token was removed from the seed file".into());
     }
-    crate::edit::fsio::ensure_dir(&root.join(STATE_DIR), 0o700)
-        .map_err(|e| Error::io(STATE_DIR, e))?;
-    keys::write(root, ENROLLED, format!("{hostname}\n").as_bytes(), 0o644)?;
+    fsio::ensure_dir(&root.join(STATE_DIR), 0o700).map_err(|e| Error::io(STATE_DIR, e))?;
+    created::write(root, ENROLLED, format!("{hostname}\n").as_bytes(), 0o644)?;
     Ok(report)
 }
 

@@ -16,32 +16,22 @@
 //! cannot be reached never fails an install: the seed is kept and `hostcert-enroll.timer`
 //! retries.
 //!
-//! deb's `postrm purge` runs after the binary is gone, so removal leaves it a list of the
-//! files hostcert created under `/etc/hostcert` ([`CREATED_FILES`]): purge deletes those and
-//! never a file the administrator put there (such as a seed file dropped in before install).
+//! deb's `postrm purge` runs after the binary is gone: it deletes the files the agent listed in
+//! its purge manifest as it created them ([`crate::created`]), and never a file the
+//! administrator put there (such as a seed file dropped in before install).
 
 use std::io::Write;
 
 use crate::activation::{self, Options};
 use crate::edit::fsio;
 use crate::error::{Error, Exit};
-use crate::paths::{
-    Root, CA_CONFIG, CA_USER_KEYS, CONFIG_DIR, ENROLLED, ROOT_CERT, SEED_FILE, STATE_DIR,
-    SYSTEMD_RUNNING, TRUSTED_USER_CA_KEYS,
-};
+use crate::paths::{Root, CONFIG_DIR, ENROLLED, SEED_FILE, SYSTEMD_RUNNING};
 use crate::settings::{self, Effective, Flags, SETTINGS, TOKEN};
 use crate::system::{has_program, System};
-use crate::{config, enroll, inventory, keys};
+use crate::{config, created, enroll, inventory};
 
 /// The systemd timers the agent package ships, enabled on install and stopped on removal.
 pub const TIMERS: [&str; 2] = ["hostcert-renew.timer", "hostcert-enroll.timer"];
-
-/// The files hostcert created under `/etc/hostcert`, one absolute path a line, for deb's
-/// `postrm purge` (`debian/postrm` reads it).
-pub const CREATED_FILES: &str = "/var/lib/hostcert/created-files";
-
-/// The files under `/etc/hostcert` that only hostcert writes.
-const OWN_FILES: [&str; 4] = [CA_CONFIG, ROOT_CERT, CA_USER_KEYS, TRUSTED_USER_CA_KEYS];
 
 const SYSTEMCTL: &str = "/bin/systemctl";
 const DEB_SYSTEMD_HELPER: &str = "/usr/bin/deb-systemd-helper";
@@ -118,8 +108,6 @@ pub enum Action {
     StopTimers,
     /// Say that nothing was enrolled and how to enroll.
     PrintHowToEnroll,
-    /// Add hostcert's own files under `/etc/hostcert` to [`CREATED_FILES`] for a later purge.
-    RecordCreatedFiles,
 }
 
 /// Why a hook failed.
@@ -329,7 +317,7 @@ fn remove(facts: &Facts) -> Vec<Action> {
     if facts.enrollment != Enrollment::None {
         actions.push(Action::Unregister);
     }
-    actions.extend([Action::Deactivate, Action::RecordCreatedFiles]);
+    actions.push(Action::Deactivate);
     actions
 }
 
@@ -408,13 +396,6 @@ pub fn run(
             Action::RestartTimers => units.restart(out),
             Action::StopTimers => units.stop(out),
             Action::PrintHowToEnroll => say(out, &how_to_enroll(format)),
-            Action::RecordCreatedFiles => {
-                let existing: Vec<&str> = OWN_FILES
-                    .into_iter()
-                    .filter(|f| root.join(f).exists())
-                    .collect();
-                record_created(root, &existing).map_err(failed)?;
-            }
         }
     }
     Ok(())
@@ -427,26 +408,7 @@ fn keep_seed(root: &Root, settings: &Effective) -> Result<(), Error> {
         return Ok(());
     }
     fsio::ensure_dir(&root.join(CONFIG_DIR), 0o755).map_err(|e| Error::io(CONFIG_DIR, e))?;
-    keys::write(root, SEED_FILE, seed_text(settings).as_bytes(), 0o600)?;
-    record_created(root, &[SEED_FILE])
-}
-
-/// Adds `paths` to [`CREATED_FILES`], each once.
-fn record_created(root: &Root, paths: &[&str]) -> Result<(), Error> {
-    let list = root.join(CREATED_FILES);
-    let mut lines: Vec<String> = match std::fs::read_to_string(&list) {
-        Ok(text) => text.lines().map(str::to_string).collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
-        Err(e) => return Err(Error::io(CREATED_FILES, e)),
-    };
-    for path in paths {
-        if !lines.iter().any(|l| l == path) {
-            lines.push((*path).to_string());
-        }
-    }
-    fsio::ensure_dir(&root.join(STATE_DIR), 0o700).map_err(|e| Error::io(STATE_DIR, e))?;
-    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    keys::write(root, CREATED_FILES, text.as_bytes(), 0o600)
+    created::write(root, SEED_FILE, seed_text(settings).as_bytes(), 0o600)
 }
 
 fn how_to_enroll(format: PackageFormat) -> String {
@@ -816,16 +778,16 @@ mod tests {
     fn deb_remove_and_purge() {
         assert_eq!(
             ok(Deb, Script::Prerm, "remove", &ENROLLED),
-            vec![StopTimers, Unregister, Deactivate, RecordCreatedFiles]
+            vec![StopTimers, Unregister, Deactivate]
         );
         assert_eq!(
             ok(Deb, Script::Prerm, "remove", &PARTIAL),
-            vec![StopTimers, Unregister, Deactivate, RecordCreatedFiles]
+            vec![StopTimers, Unregister, Deactivate]
         );
         // Never enrolled: nothing to unregister, deactivation is a no-op but still run.
         assert_eq!(
             ok(Deb, Script::Prerm, "remove", &FRESH),
-            vec![StopTimers, Deactivate, RecordCreatedFiles]
+            vec![StopTimers, Deactivate]
         );
         assert_eq!(
             ok(
@@ -834,7 +796,7 @@ mod tests {
                 "deconfigure in-favour x 1 removing hostcert 0.1.0-1",
                 &ENROLLED
             ),
-            vec![StopTimers, Unregister, Deactivate, RecordCreatedFiles]
+            vec![StopTimers, Unregister, Deactivate]
         );
         // By postrm the binary is gone: purge is the shell's db_purge and file removal.
         assert_eq!(ok(Deb, Script::Postrm, "remove", &ENROLLED), vec![]);
@@ -868,11 +830,11 @@ mod tests {
         // Erase.
         assert_eq!(
             ok(Rpm, Script::Preun, "0", &ENROLLED),
-            vec![StopTimers, Unregister, Deactivate, RecordCreatedFiles]
+            vec![StopTimers, Unregister, Deactivate]
         );
         assert_eq!(
             ok(Rpm, Script::Preun, "0", &FRESH),
-            vec![StopTimers, Deactivate, RecordCreatedFiles]
+            vec![StopTimers, Deactivate]
         );
         assert_eq!(ok(Rpm, Script::Postun, "0", &ENROLLED), vec![]);
     }
@@ -1005,9 +967,8 @@ mod tests {
         )
     }
 
-    fn created_files(dir: &tempfile::TempDir) -> String {
-        let list = dir.path().join(CREATED_FILES.trim_start_matches('/'));
-        std::fs::read_to_string(list).unwrap_or_default()
+    fn created_files(dir: &tempfile::TempDir) -> Vec<String> {
+        crate::created::list(&Root::new(dir.path())).unwrap()
     }
 
     #[test]
@@ -1036,23 +997,18 @@ mod tests {
         assert_eq!(back.get(&settings::TAGS), Some("env=prod"));
         assert_eq!(back.token().map(|t| t.expose()), Some("secret-token"));
         // hostcert wrote it, so a purge removes it.
-        assert_eq!(created_files(&dir), format!("{SEED_FILE}\n"));
+        assert_eq!(created_files(&dir), [SEED_FILE]);
     }
 
     #[test]
     fn a_seed_file_the_admin_dropped_in_is_kept_and_never_listed_for_purge() {
         let mut env = Env::new(ca_down);
-        let dir = tree(&[SEED_FILE, CA_CONFIG, ROOT_CERT]);
-        let (result, _, _) = run_in(
-            Deb,
-            &[Enroll, RecordCreatedFiles, RecordCreatedFiles],
-            &mut env,
-            &dir,
-        );
+        let dir = tree(&[SEED_FILE]);
+        let (result, _, _) = run_in(Deb, &[Enroll], &mut env, &dir);
         result.unwrap();
         let seed = dir.path().join(SEED_FILE.trim_start_matches('/'));
         assert_eq!(std::fs::read_to_string(seed).unwrap(), "");
-        assert_eq!(created_files(&dir), format!("{CA_CONFIG}\n{ROOT_CERT}\n"));
+        assert!(created_files(&dir).is_empty());
     }
 
     #[test]
@@ -1067,7 +1023,7 @@ mod tests {
     #[test]
     fn successful_enrollment_keeps_going() {
         let mut env = Env::new(enrolled);
-        let (result, _, out) = run_in(Deb, &[Enroll, RecordCreatedFiles], &mut env, &tree(&[]));
+        let (result, _, out) = run_in(Deb, &[Enroll], &mut env, &tree(&[]));
         result.unwrap();
         assert_eq!(env.calls, ["enroll"]);
         assert!(out.contains("hostcert: enrolled"), "{out}");

@@ -16,6 +16,7 @@ use crate::activation::require_root;
 use crate::ca::Client;
 use crate::certificate::read_certificate;
 use crate::config;
+use crate::created;
 use crate::edit::fsio;
 use crate::error::{Error, Result};
 use crate::keys;
@@ -96,7 +97,7 @@ pub fn register(root: &Root, registration: &Registration) -> Result<HostRecord> 
     let mut json = serde_json::to_vec_pretty(registration).expect("registration serialises");
     json.push(b'\n');
     fsio::ensure_dir(&root.join(STATE_DIR), 0o700).map_err(|e| Error::io(STATE_DIR, e))?;
-    keys::write(root, REGISTERED, &json, 0o644)?;
+    created::write(root, REGISTERED, &json, 0o644)?;
     Ok(record)
 }
 

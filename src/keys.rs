@@ -9,7 +9,7 @@ use std::path::Path;
 use ssh_key::private::{EcdsaKeypair, KeypairData};
 use ssh_key::{Algorithm, EcdsaCurve, LineEnding, PrivateKey};
 
-use crate::edit::fsio::{self, FileMeta};
+use crate::created;
 use crate::edit::Text;
 use crate::error::{Error, Result};
 use crate::paths::{Root, SSHD_CONFIG};
@@ -84,20 +84,14 @@ impl HostKey {
             self.key.public_key().to_openssh().map_err(|e| {
                 Error::BadInput(format!("{}: cannot encode the key: {e}", self.path))
             })?;
-        write(root, &self.path, private.as_bytes(), 0o600)?;
-        write(
+        created::write(root, &self.path, private.as_bytes(), 0o600)?;
+        created::write(
             root,
             &format!("{}.pub", self.path),
             format!("{public}\n").as_bytes(),
             0o644,
         )
     }
-}
-
-/// Writes `bytes` to a system path atomically with `mode`.
-pub fn write(root: &Root, path: &str, bytes: &[u8], mode: u32) -> Result<()> {
-    fsio::write_atomic(&root.join(path), bytes, &FileMeta::new_file(mode))
-        .map_err(|e| Error::io(Path::new(path), e))
 }
 
 /// The host keys sshd offers; with `generate`, the missing keys of those types are made (in

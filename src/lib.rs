@@ -11,6 +11,7 @@
 //! - [`status`]: what is active, the effective sshd values and the host certificates;
 //! - [`ca`]: the one HTTP client of the CA (pinned root, typed errors, clock-skew detection);
 //! - [`config`]: the CA URL and pinned root under `/etc/hostcert`, and `bootstrap`;
+//! - [`created`]: files hostcert creates outright, and the purge manifest;
 //! - [`keys`]: the host keys sshd offers, generating missing ones;
 //! - [`certificate`]: signing every host key with one token, verification, renewal;
 //! - [`inventory`]: register / unregister, authenticated by the host certificate;
@@ -24,6 +25,7 @@ pub mod ca;
 pub mod certificate;
 pub mod cli;
 pub mod config;
+pub mod created;
 pub mod distro;
 pub mod edit;
 pub mod enroll;

@@ -49,6 +49,10 @@ pub const STATE_FILE: &str = "/var/lib/hostcert/state.json";
 pub const ENROLLED: &str = "/var/lib/hostcert/enrolled";
 /// What the host last registered in the inventory (JSON), so enroll can skip an identical call.
 pub const REGISTERED: &str = "/var/lib/hostcert/registered.json";
+/// Why the last `hostcert enroll` failed, until one succeeds (for `status`).
+pub const ENROLL_FAILED: &str = "/var/lib/hostcert/enroll-failed.json";
+/// The purge manifest: the files hostcert created, one system path a line.
+pub const CREATED_FILES: &str = "/var/lib/hostcert/created-files";
 
 /// PAM configuration of sshd.
 pub const PAM_SSHD: &str = "/etc/pam.d/sshd";
