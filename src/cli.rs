@@ -586,6 +586,17 @@ fn print_status(out: &mut impl Write, status: &Status) {
             }
         );
     }
+    let enrollment = &status.enrollment;
+    let _ = writeln!(
+        out,
+        "enrollment: {}{}",
+        enrollment.state.replace('_', " "),
+        enrollment
+            .hostname
+            .as_deref()
+            .map(|h| format!(" as {h}"))
+            .unwrap_or_default()
+    );
     if let (Some(url), Some(fp)) = (&status.ca_url, &status.root_fingerprint) {
         let _ = writeln!(out, "CA: {url} (root fingerprint {fp})");
     }

@@ -8,9 +8,13 @@ use serde::Serialize;
 use crate::activation::read_keys;
 use crate::distro::Distro;
 use crate::edit::{AuthselectSelection, Engine, FileState, Text};
+use crate::enroll::{last_failure, Failure};
 use crate::error::Result;
 use crate::host::fqdn;
-use crate::paths::{Root, NSSWITCH, PAM_SSHD, PAM_SU, PAM_SUDO, SSHD_CONFIG, TRUSTED_USER_CA_KEYS};
+use crate::paths::{
+    Root, ENROLLED, NSSWITCH, PAM_SSHD, PAM_SU, PAM_SUDO, SEED_FILE, SSHD_CONFIG,
+    TRUSTED_USER_CA_KEYS,
+};
 use crate::sshd::{self, certificate_path, SshdConfig};
 use crate::system::System;
 
@@ -34,6 +38,8 @@ pub struct Status {
     pub sshd: SshdStatus,
     /// The admin's own user-CA file, and whether hostcert's file carries its keys.
     pub admin_user_ca: Option<AdminCa>,
+    /// Where enrollment stands.
+    pub enrollment: Enrollment,
     /// The CA URL pinned by bootstrap.
     pub ca_url: Option<String>,
     /// The pinned root's SHA-256 fingerprint.
@@ -42,6 +48,39 @@ pub struct Status {
     pub certificates: Vec<CertificateStatus>,
     /// Problems to look at.
     pub warnings: Vec<String>,
+}
+
+/// Where enrollment stands: `enrolled` (with the host name), `pending` (a seed waits or the last
+/// attempt failed: `hostcert-enroll.timer` retries), or `not_started`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Enrollment {
+    /// `enrolled`, `pending` or `not_started`.
+    pub state: &'static str,
+    /// The host name enrolled as.
+    pub hostname: Option<String>,
+    /// Why the last attempt failed, while none has succeeded since.
+    pub last_failure: Option<Failure>,
+}
+
+impl Enrollment {
+    fn read(root: &Root) -> Enrollment {
+        let hostname = std::fs::read_to_string(root.join(ENROLLED))
+            .ok()
+            .map(|n| n.trim().to_string());
+        let last_failure = last_failure(root);
+        let state = if hostname.is_some() {
+            "enrolled"
+        } else if last_failure.is_some() || root.join(SEED_FILE).exists() {
+            "pending"
+        } else {
+            "not_started"
+        };
+        Enrollment {
+            state,
+            hostname,
+            last_failure,
+        }
+    }
 }
 
 /// One managed file.
@@ -100,6 +139,15 @@ pub fn status(root: &Root, system: &dyn System) -> Result<Status> {
     let distro = Distro::detect(root).ok();
     let state = engine.state();
     let mut warnings = Vec::new();
+    let enrollment = Enrollment::read(root);
+    if let Some(failure) = &enrollment.last_failure {
+        warnings.push(format!(
+            "enrollment pending: the last attempt ({} ago) failed with exit code {}: {}; hostcert-enroll.timer retries",
+            human(hostcert_proto::now().saturating_sub(failure.at)),
+            failure.exit,
+            failure.reason
+        ));
+    }
 
     let mut paths: Vec<PathBuf> = [
         SSHD_CONFIG,
@@ -245,6 +293,7 @@ pub fn status(root: &Root, system: &dyn System) -> Result<Status> {
         }
     };
     Ok(Status {
+        enrollment,
         ca_url: ca.as_ref().map(|c| c.ca_url.clone()),
         root_fingerprint: ca.map(|c| c.fingerprint),
         active,

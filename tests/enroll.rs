@@ -135,6 +135,9 @@ fn enroll_from_environment_only() {
     );
     let status = tree.ok(&["status", "--json"]);
     assert!(status.contains("alias.prod.example.test"), "{status}");
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["enrollment"]["state"], "enrolled", "{status}");
+    assert!(status["enrollment"]["last_failure"].is_null(), "{status}");
     // Renewal of an active host re-runs activate, which finds nothing to change.
     let sshd_config = tree.read("etc/ssh/sshd_config");
     tree.ok(&["renew", "--force", "--no-reload"]);
@@ -216,6 +219,16 @@ fn enroll_refuses_a_readable_seed_and_an_unreachable_ca() {
         common::diff(&before_down, &tree.files())
     );
     drop(before);
+    // status says why enrollment is pending (the record lives under /var/lib/hostcert).
+    let status: Value = serde_json::from_str(&tree.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["enrollment"]["state"], "pending", "{status}");
+    assert_eq!(status["enrollment"]["last_failure"]["exit"], 6, "{status}");
+    let text_status = tree.ok(&["status"]);
+    assert!(
+        text_status.contains("enrollment pending: the last attempt")
+            && text_status.contains("hostcert-enroll.timer retries"),
+        "{text_status}"
+    );
 }
 
 #[test]
