@@ -59,3 +59,19 @@ def test_seed_file(boot, ca, ssh_client, hostcert_deb):
     tblib.assert_enrolled(c, server, ssh_client, tags=TAGS)
     # enroll removed the token from the seed file (and it is nowhere else either).
     tblib.assert_token_nowhere(c, token)
+
+
+def test_dpkg_reconfigure_re_enrolls(boot, ca, ssh_client, hostcert_deb):
+    """`dpkg-reconfigure hostcert` with new answers re-enrolls: the new tags replace the old."""
+    c = boot("bullseye", hostname="reconf.example.test")
+    server = ca(c)
+    tblib.install_with_preseed(c, server, hostcert_deb, tags=TAGS)
+    tblib.assert_enrolled(c, server, ssh_client, tags=TAGS)
+
+    new_tags = {"env": "prod", "role": "db"}
+    c.preseed({"tags": ("string", "env=prod,role=db")})
+    c.run("DEBIAN_FRONTEND=noninteractive exec dpkg-reconfigure hostcert")
+    entry = server.host(c.hostname)
+    assert entry is not None and entry["tags"] == new_tags, server.hosts()
+    assert tblib.managed_blocks(c) == 1
+    assert len([h for h in server.hosts() if h["hostname"] == c.hostname]) == 1
