@@ -370,6 +370,9 @@ pub fn run(
                 let settings = env.settings().map_err(failed)?;
                 match env.enroll(&settings) {
                     Ok(()) => say(out, "hostcert: enrolled"),
+                    // A failed enrollment never fails the package: a half-configured package
+                    // would block every later apt run on the host. Nothing was changed; the
+                    // settings are kept for hostcert-enroll.timer, and `hostcert status` says why.
                     Err(Error::Unavailable(why)) => {
                         keep_seed(root, &settings).map_err(failed)?;
                         say(
@@ -380,7 +383,18 @@ pub fn run(
                             ),
                         );
                     }
-                    Err(e) => return Err(failed(e)),
+                    Err(e) => {
+                        keep_seed(root, &settings).map_err(failed)?;
+                        say(
+                            out,
+                            &format!(
+                                "hostcert: enrollment FAILED, nothing was changed: {e} (exit code {}). \
+                                 Fix the settings in {SEED_FILE}{}; hostcert-enroll.timer retries with them",
+                                e.exit() as u8,
+                                if format == PackageFormat::Deb { " or run `dpkg-reconfigure hostcert`" } else { "" }
+                            ),
+                        );
+                    }
                 }
             }
             Action::Unregister => {
@@ -1012,12 +1026,18 @@ mod tests {
     }
 
     #[test]
-    fn failed_enrollment_fails_the_hook_with_the_agents_code() {
+    fn failed_enrollment_says_why_keeps_the_seed_and_does_not_fail_the_package() {
         let mut env = Env::new(bad_token);
-        let (result, _, _) = run_in(Rpm, &[Enroll, EnableTimers], &mut env, &tree(&[]));
-        let err = result.expect_err("enroll failed");
-        assert_eq!(err.exit(), Exit::BadInput);
+        let dir = tree(&[]);
+        let (result, _, out) = run_in(Rpm, &[Enroll, EnableTimers], &mut env, &dir);
+        result.unwrap();
         assert_eq!(env.calls, ["enroll"]);
+        assert!(
+            out.contains("enrollment FAILED, nothing was changed") && out.contains("exit code 2"),
+            "{out}"
+        );
+        assert!(!out.contains("secret-token"), "{out}");
+        assert!(dir.path().join(SEED_FILE.trim_start_matches('/')).exists());
     }
 
     #[test]
