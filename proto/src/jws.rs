@@ -41,6 +41,47 @@ pub enum TokenError {
     Ssh(#[from] ssh_key::Error),
 }
 
+/// The registered JWT claims (RFC 7519) both token kinds carry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Registered {
+    /// Issuer: the provisioner name (`"sshpop"` for SSHPOP tokens).
+    pub iss: String,
+    /// Audience: the CA URL and path the token is for.
+    pub aud: String,
+    /// Subject: the host name or pattern (sign tokens), the certificate serial (SSHPOP).
+    pub sub: String,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Not before, Unix seconds.
+    pub nbf: u64,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+    /// Token ID: servers refuse a replayed one (fleet tokens: the enrollment token ID).
+    pub jti: String,
+}
+
+impl Registered {
+    /// Claims valid from `now` for `ttl_secs`.
+    pub fn new(
+        iss: &str,
+        aud: &str,
+        sub: &str,
+        jti: String,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Registered {
+        Registered {
+            iss: iss.to_string(),
+            aud: aud.to_string(),
+            sub: sub.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl_secs,
+            jti,
+        }
+    }
+}
+
 /// The JWS signature algorithms hostcert uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Alg {

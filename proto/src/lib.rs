@@ -22,7 +22,7 @@ pub mod ott;
 pub mod sshpop;
 pub mod tags;
 
-pub use jws::TokenError;
+pub use jws::{Registered, TokenError};
 
 /// Clock leeway applied to token `nbf`/`exp` checks, in seconds (step-ca uses one minute).
 pub const LEEWAY_SECS: u64 = 60;

@@ -52,20 +52,10 @@ pub struct EnrollmentClaim {
 /// The claims of a sign token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// Provisioner name.
-    pub iss: String,
-    /// `https://<ca host>/1.0/ssh/sign`.
-    pub aud: String,
-    /// The host name (fleet tokens: the pattern).
-    pub sub: String,
-    /// Issued at, Unix seconds.
-    pub iat: u64,
-    /// Not before, Unix seconds.
-    pub nbf: u64,
-    /// Expiry, Unix seconds.
-    pub exp: u64,
-    /// Token ID: single use for OTTs, the enrollment token ID for fleet tokens.
-    pub jti: String,
+    /// `iss` the provisioner name, `aud` `https://<ca host>/1.0/ssh/sign`, `sub` the host name
+    /// (fleet tokens: the pattern), `jti` single use (fleet tokens: the enrollment token ID).
+    #[serde(flatten)]
+    pub registered: crate::Registered,
     /// Subject alternative names (the principals).
     #[serde(default)]
     pub sans: Vec<String>,
@@ -94,13 +84,14 @@ impl Claims {
         let mut principals = vec![hostname.to_string()];
         principals.extend(extra_principals.iter().filter(|p| *p != hostname).cloned());
         Claims {
-            iss: issuer.to_string(),
-            aud: audience.to_string(),
-            sub: hostname.to_string(),
-            iat: now,
-            nbf: now,
-            exp: now + ttl_secs,
-            jti: crate::random_hex_id(),
+            registered: crate::Registered::new(
+                issuer,
+                audience,
+                hostname,
+                crate::random_hex_id(),
+                now,
+                ttl_secs,
+            ),
             sans: principals.clone(),
             step: StepClaims {
                 ssh: SshClaims {
@@ -124,13 +115,14 @@ impl Claims {
         ttl_secs: u64,
     ) -> Claims {
         Claims {
-            iss: issuer.to_string(),
-            aud: audience.to_string(),
-            sub: pattern.to_string(),
-            iat: now,
-            nbf: now,
-            exp: now + ttl_secs,
-            jti: id.to_string(),
+            registered: crate::Registered::new(
+                issuer,
+                audience,
+                pattern,
+                id.to_string(),
+                now,
+                ttl_secs,
+            ),
             sans: Vec::new(),
             step: StepClaims {
                 ssh: SshClaims {
@@ -239,7 +231,7 @@ impl OttVerifier {
             ));
         }
         let claims: Claims = parts.verify(&self.key)?;
-        jws::check_times(claims.nbf, claims.exp, now)?;
+        jws::check_times(claims.registered.nbf, claims.registered.exp, now)?;
         Ok(claims)
     }
 }

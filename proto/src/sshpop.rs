@@ -20,24 +20,9 @@ pub const PROVISIONER: &str = "sshpop";
 /// How long an issued token is valid, in seconds.
 pub const TOKEN_TTL_SECS: u64 = 300;
 
-/// SSHPOP token claims.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    /// `"sshpop"`.
-    pub iss: String,
-    /// `https://<ca host>/1.0/<path>#sshpop/sshpop` (see [`audience`]).
-    pub aud: String,
-    /// The certificate serial, decimal.
-    pub sub: String,
-    /// Issued at, Unix seconds.
-    pub iat: u64,
-    /// Not before, Unix seconds.
-    pub nbf: u64,
-    /// Expiry, Unix seconds.
-    pub exp: u64,
-    /// Random token ID; servers refuse a replayed one.
-    pub jti: String,
-}
+/// SSHPOP token claims: `iss` is `"sshpop"`, `aud` is [`audience`], `sub` the certificate
+/// serial (decimal), `jti` random (servers refuse a replayed one).
+pub type Claims = crate::Registered;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -77,15 +62,14 @@ pub fn issue(
             sshpop: crate::api::encode_blob(&cert.to_bytes()?),
         })
     };
-    let claims = Claims {
-        iss: PROVISIONER.to_string(),
-        aud: audience.to_string(),
-        sub: cert.serial().to_string(),
-        iat: now,
-        nbf: now,
-        exp: now + TOKEN_TTL_SECS,
-        jti: crate::random_hex_id(),
-    };
+    let claims = Claims::new(
+        PROVISIONER,
+        audience,
+        &cert.serial().to_string(),
+        crate::random_hex_id(),
+        now,
+        TOKEN_TTL_SECS,
+    );
     match private_key.key_data() {
         KeypairData::Ecdsa(EcdsaKeypair::NistP256 { private, .. }) => {
             let key = p256::ecdsa::SigningKey::from_slice(private.as_slice())

@@ -76,7 +76,7 @@ pub fn token(args: &TokenArgs) -> Result<()> {
                 max_uses: args.uses,
                 tags: &default_tags,
                 created_at: now,
-                expires_at: claims.exp,
+                expires_at: claims.registered.exp,
             },
         )?;
         writeln!(out, "enrollment token ID: {id}")?;
@@ -84,7 +84,7 @@ pub fn token(args: &TokenArgs) -> Result<()> {
             out,
             "pattern {pattern}, {} uses, expires {}",
             args.uses,
-            timespec::rfc3339(claims.exp)
+            timespec::rfc3339(claims.registered.exp)
         )?;
         writeln!(out, "{token}")?;
         return Ok(());

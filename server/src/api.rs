@@ -314,7 +314,7 @@ async fn ssh_sign(State(s): State<Arc<AppState>>, body: Bytes) -> ApiResult {
                 )));
             }
             let auth = Auth::Enrollment {
-                id: claims.jti.clone(),
+                id: claims.registered.jti.clone(),
             };
             (key_id, req.principals.clone(), auth)
         }
@@ -335,8 +335,8 @@ async fn ssh_sign(State(s): State<Arc<AppState>>, body: Bytes) -> ApiResult {
                 _ => return Err(ApiError::unauthorized("the token names no principal")),
             };
             let auth = Auth::Ott {
-                jti: claims.jti.clone(),
-                exp: claims.exp,
+                jti: claims.registered.jti.clone(),
+                exp: claims.registered.exp,
             };
             (key_id, principals, auth)
         }

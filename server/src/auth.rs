@@ -59,16 +59,16 @@ impl Checker {
     /// Verifies a sign token (signature, times, issuer, audience) and returns its claims.
     pub fn sign_token(&self, token: &str, now: u64) -> Result<ott::Claims, AuthError> {
         let claims = self.ott.verify(token, now)?;
-        if claims.iss != self.provisioner {
+        if claims.registered.iss != self.provisioner {
             return Err(AuthError::Claims(format!(
                 "token issuer {:?} is not a provisioner of this CA",
-                claims.iss
+                claims.registered.iss
             )));
         }
-        if !self.audience_ok(&claims.aud, paths::SSH_SIGN, None) {
+        if !self.audience_ok(&claims.registered.aud, paths::SSH_SIGN, None) {
             return Err(AuthError::Claims(format!(
                 "token audience {:?} is not this CA's sign endpoint",
-                claims.aud
+                claims.registered.aud
             )));
         }
         Ok(claims)
